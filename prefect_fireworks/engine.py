@@ -1,0 +1,426 @@
+"""In-memory editing of one workflow: refresh, FWAction application and rerun.
+
+A ``WorkflowEditor`` reads the workflow document once (links and cached ``fw_states``), loads
+Firework and launch documents only as it needs them (in batches), applies FireWorks' rules in
+memory, and writes back only what changed: one bulk write for the Fireworks, one insert for new
+Fireworks and one ``$set`` of the changed ``fw_states.<id>``/``links.<id>`` keys for the workflow.
+Nothing here recurses, so arbitrarily deep chains are fine. Callers hold the workflow lock.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pymongo import InsertOne, UpdateOne
+
+from prefect_fireworks import states as st
+from prefect_fireworks.dictmods import apply_mod
+from prefect_fireworks.models import FWAction, Workflow, isoformat, parent_links, utcnow
+
+if TYPE_CHECKING:
+    from prefect_fireworks.launchpad import LaunchPad
+
+_FW_FIELDS = {
+    "fw_id": 1,
+    "name": 1,
+    "state": 1,
+    "spec": 1,
+    "launches": 1,
+    "archived_launches": 1,
+    "created_on": 1,
+    "updated_on": 1,
+}
+
+
+class WorkflowEditor:
+    """One workflow, loaded for a read-modify-write under its lock.
+
+    Args:
+        lp: the LaunchPad.
+        wf_doc: the workflow document (needs ``_id``, ``nodes``, ``links``, ``fw_states``).
+    """
+
+    def __init__(self, lp: LaunchPad, wf_doc: Mapping[str, Any]) -> None:
+        self.lp = lp
+        self.wf_id = wf_doc["_id"]
+        self.links: dict[int, list[int]] = {
+            int(k): [int(c) for c in v] for k, v in wf_doc.get("links", {}).items()
+        }
+        for n in wf_doc.get("nodes", []):
+            self.links.setdefault(int(n), [])
+        self.parents: dict[int, list[int]] = parent_links(self.links)
+        self.fw_states: dict[int, str] = {
+            int(k): v for k, v in wf_doc.get("fw_states", {}).items()
+        }
+        self.orig_fw_states = dict(self.fw_states)
+        self.orig_wf_state = wf_doc.get("state")
+        self.fws: dict[int, dict[str, Any]] = {}
+        self._launches: dict[int, dict[str, Any]] = {}
+        self._dirty: dict[int, set[str]] = {}
+        self._new_fw_ids: list[int] = []
+        self._links_changed: set[int] = set()
+        self.now = isoformat()
+        #: fw_ids whose state changed, in order of change (for callers' summaries).
+        self.changed: list[int] = []
+
+    # -- loading ---------------------------------------------------------------------------
+    def load_fws(self, fw_ids: Iterable[int]) -> None:
+        """Load the Firework documents not loaded yet, in one query."""
+        missing = [i for i in set(fw_ids) if i not in self.fws]
+        if not missing:
+            return
+        for doc in self.lp.fireworks.find({"fw_id": {"$in": missing}}, _FW_FIELDS):
+            doc.pop("_id", None)
+            doc.setdefault("launches", [])
+            doc.setdefault("archived_launches", [])
+            self.fws[doc["fw_id"]] = doc
+        for i in missing:
+            if i not in self.fws:
+                raise ValueError(f"FW with id: {i} not found!")
+
+    def fw(self, fw_id: int) -> dict[str, Any]:
+        """The Firework document (loaded on first use)."""
+        if fw_id not in self.fws:
+            self.load_fws([fw_id])
+        return self.fws[fw_id]
+
+    def load_launches(self, launch_ids: Iterable[int]) -> None:
+        """Load launch documents (state, times, action, checkpoint) not loaded yet."""
+        missing = [i for i in set(launch_ids) if i not in self._launches]
+        if not missing:
+            return
+        proj = {"launch_id": 1, "state": 1, "time_end": 1, "action": 1, "launch_dir": 1}
+        for doc in self.lp.launches.find({"launch_id": {"$in": missing}}, proj):
+            doc.pop("_id", None)
+            self._launches[doc["launch_id"]] = doc
+
+    def launch(self, launch_id: int) -> dict[str, Any] | None:
+        """A launch document, or None when it does not exist."""
+        self.load_launches([launch_id])
+        return self._launches.get(launch_id)
+
+    def representative_launch(self, fw_id: int) -> dict[str, Any] | None:
+        """FireWorks' representative launch: highest rank; latest ``time_end`` among COMPLETED."""
+        ids = self.fw(fw_id)["launches"]
+        if not ids:
+            return None
+        self.load_launches(ids)
+        best: dict[str, Any] | None = None
+        for lid in ids:
+            lch = self._launches.get(lid)
+            if lch is None:
+                continue
+            if best is None:
+                best = lch
+                continue
+            rank, best_rank = st.STATE_RANKS[lch["state"]], st.STATE_RANKS[best["state"]]
+            if rank > best_rank or (
+                rank == best_rank
+                and lch["state"] == st.COMPLETED
+                and str(lch.get("time_end") or "") > str(best.get("time_end") or "")
+            ):
+                best = lch
+        return best
+
+    # -- small mutations -------------------------------------------------------------------
+    def mark(self, fw_id: int, *fields: str) -> None:
+        """Record that these fields of a Firework must be written."""
+        self._dirty.setdefault(fw_id, set()).update(fields)
+
+    def set_state(self, fw_id: int, state: str) -> None:
+        """Set a Firework's state (document and cached ``fw_states``)."""
+        fw = self.fw(fw_id)
+        if fw["state"] != state:
+            fw["state"] = state
+            fw["updated_on"] = self.now
+            self.mark(fw_id, "state", "updated_on")
+            self.changed.append(fw_id)
+        self.fw_states[fw_id] = state
+
+    def children(self, fw_id: int) -> list[int]:
+        """Direct children."""
+        return self.links.get(fw_id, [])
+
+    def descendants(self, fw_id: int) -> list[int]:
+        """All descendants, each once, breadth first."""
+        seen: set[int] = set()
+        out: list[int] = []
+        queue = deque(self.children(fw_id))
+        while queue:
+            c = queue.popleft()
+            if c in seen:
+                continue
+            seen.add(c)
+            out.append(c)
+            queue.extend(self.children(c))
+        return out
+
+    # -- refresh ---------------------------------------------------------------------------
+    def refresh(self, fw_ids: Iterable[int]) -> None:
+        """FireWorks' ``Workflow.refresh`` for these Fireworks and whatever they affect.
+
+        Iterative: a Firework that becomes COMPLETED or FIZZLED queues its children.
+        """
+        queue = deque(fw_ids)
+        self.load_fws(queue)
+        while queue:
+            fw_id = queue.popleft()
+            for child in self._refresh_one(fw_id):
+                queue.append(child)
+
+    def _refresh_one(self, fw_id: int) -> list[int]:
+        fw = self.fw(fw_id)
+        prev = fw["state"]
+        if prev in st.STICKY_STATES:
+            self.fw_states[fw_id] = prev
+            return []
+        allow = bool(fw["spec"].get("_allow_fizzled_parents"))
+        parents = self.parents.get(fw_id, [])
+        action: dict[str, Any] | None = None
+        if not st.parents_done((self.fw_states.get(p, st.WAITING) for p in parents), allow):
+            new = st.WAITING
+        else:
+            lch = self.representative_launch(fw_id)
+            new = lch["state"] if lch else st.READY
+            if lch and new == st.COMPLETED:
+                action = self.lp.load_action(lch)
+            if allow and "_fizzled_parents" not in fw["spec"]:
+                fizzled = [p for p in parents if self.fw_states.get(p) == st.FIZZLED]
+                if fizzled:
+                    self.load_fws(fizzled)
+                    fw["spec"]["_fizzled_parents"] = [_fw_file_dict(self.fws[p]) for p in fizzled]
+                    self.mark(fw_id, "spec")
+        self.set_state(fw_id, new)
+        if new == prev:
+            return []
+        if new == st.COMPLETED:
+            self.apply_action(fw_id, FWAction.from_dict(action))
+        if new in st.FINISHED_STATES:
+            kids = self.children(fw_id)
+            self.load_fws(kids)
+            return list(kids)
+        return []
+
+    # -- FWAction --------------------------------------------------------------------------
+    def apply_action(self, fw_id: int, action: FWAction) -> None:
+        """Apply a COMPLETED Firework's action to the workflow (FireWorks' order)."""
+        targets: list[int] = (
+            self.descendants(fw_id) if action.propagate else list(self.children(fw_id))
+        )
+        if action.update_spec or action.mod_spec:
+            self.load_fws(targets)
+            for cid in targets:
+                spec = self.fws[cid]["spec"]
+                if action.update_spec:
+                    spec.update(copy.deepcopy(action.update_spec))
+                for mod in action.mod_spec:
+                    apply_mod(mod, spec)
+                self.mark(cid, "spec")
+        if action.defuse_children:
+            for cid in self.children(fw_id):
+                self.set_state(cid, st.DEFUSED)
+        if action.defuse_workflow:
+            self.load_fws(self.links)
+            for nid in list(self.links):
+                if self.fw(nid)["state"] not in st.FINISHED_STATES:
+                    self.set_state(nid, st.DEFUSED)
+        for wf in action.detours:
+            self.append_wf(_as_workflow(wf), [fw_id], detour=[True], pull_spec_mods=False)
+        for dct in action.append_wfs:
+            extra = [int(p) for p in dct.get("parents", [])]
+            self.append_wf(
+                _as_workflow(dct["workflow"]),
+                [fw_id, *extra],
+                detour=[bool(dct.get("detour", False))] + [False] * len(extra),
+                pull_spec_mods=True,
+            )
+        for wf in action.additions:
+            self.append_wf(_as_workflow(wf), [fw_id], detour=[False], pull_spec_mods=False)
+
+    def append_wf(
+        self,
+        new_wf: Workflow,
+        parent_ids: list[int],
+        detour: list[bool],
+        pull_spec_mods: bool,
+    ) -> list[int]:
+        """Add a workflow below ``parent_ids`` (FireWorks' ``Workflow.append_wf``).
+
+        New Fireworks get fresh ids, start WAITING and are refreshed.
+
+        Returns:
+            The new fw_ids.
+        """
+        for pid, det in zip(parent_ids, detour, strict=True):
+            if det and any(
+                st.STATE_RANKS[self.fw_states.get(c, st.WAITING)] > st.STATE_RANKS[st.WAITING]
+                for c in self.children(pid)
+            ):
+                raise ValueError(
+                    f"fw_id={pid}: Detour option only works if all children of detours are not "
+                    "READY to run and have not already run"
+                )
+        roots, leaves = set(new_wf.root_fw_ids), set(new_wf.leaf_fw_ids)
+        first = self.lp.reserve_fw_ids(len(new_wf.fws))
+        id_map = {fw.fw_id: first + i for i, fw in enumerate(new_wf.fws)}
+        new_ids = []
+        for fw in new_wf.fws:
+            nid = id_map[fw.fw_id]
+            doc = fw.to_db_dict()
+            doc.update(
+                fw_id=nid,
+                state=st.WAITING,
+                launches=[],
+                archived_launches=[],
+                created_on=self.now,
+                updated_on=self.now,
+            )
+            doc["spec"] = copy.deepcopy(doc["spec"])
+            self.fws[nid] = doc
+            self.fw_states[nid] = st.WAITING
+            kids = [id_map[c] for c in new_wf.links.get(fw.fw_id, [])]
+            if fw.fw_id in leaves:
+                for pid, det in zip(parent_ids, detour, strict=True):
+                    if det:
+                        kids += [c for c in self.children(pid) if c not in kids]
+            self.links[nid] = kids
+            self._links_changed.add(nid)
+            self._new_fw_ids.append(nid)
+            new_ids.append(nid)
+        for pid in parent_ids:
+            for r in roots:
+                self.links.setdefault(pid, []).append(id_map[r])
+            self._links_changed.add(pid)
+            if pull_spec_mods:
+                lch = self.representative_launch(pid)
+                if lch and lch["state"] == st.COMPLETED:
+                    act = FWAction.from_dict(self.lp.load_action(lch))
+                    for r in roots:
+                        spec = self.fws[id_map[r]]["spec"]
+                        spec.update(copy.deepcopy(act.update_spec))
+                        for mod in act.mod_spec:
+                            apply_mod(mod, spec)
+        self.parents = parent_links(self.links)
+        self.refresh(new_ids)
+        return new_ids
+
+    # -- rerun -----------------------------------------------------------------------------
+    def rerun(self, fw_id: int, except_details: bool = False) -> list[int]:
+        """FireWorks' ``Workflow.rerun_fw``: archive and reset a Firework and its non-WAITING
+        descendants (reached through non-WAITING children), then refresh them.
+
+        Returns:
+            The fw_ids reset, the target first.
+        """
+        reset: list[int] = []
+        queue = deque([fw_id])
+        seen: set[int] = set()
+        while queue:
+            cur = queue.popleft()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            self._reset_one(cur, except_details)
+            reset.append(cur)
+            self._refresh_one(cur)
+            kids = self.children(cur)
+            self.load_fws(kids)
+            queue.extend(c for c in kids if self.fws[c]["state"] != st.WAITING)
+        return reset
+
+    def _reset_one(self, fw_id: int, except_details: bool) -> None:
+        fw = self.fw(fw_id)
+        if fw["state"] == st.FIZZLED:
+            details = None
+            if except_details and fw["launches"]:
+                lch = self.launch(fw["launches"][-1])
+                stored = ((lch or {}).get("action") or {}).get("stored_data") or {}
+                details = (stored.get("_exception") or {}).get("_details")
+            if details:
+                fw["spec"]["_exception_details"] = details
+                self.mark(fw_id, "spec")
+            elif "_exception_details" in fw["spec"]:
+                fw["spec"].pop("_exception_details")
+                self.mark(fw_id, "spec")
+        if fw["launches"]:
+            merged = list(dict.fromkeys([*fw["archived_launches"], *fw["launches"]]))
+            fw["archived_launches"] = merged
+            fw["launches"] = []
+            self.mark(fw_id, "launches", "archived_launches")
+        self.set_state(fw_id, st.WAITING)
+
+    # -- writing ---------------------------------------------------------------------------
+    @property
+    def allow_fizzled(self) -> dict[int, bool]:
+        """``_allow_fizzled_parents`` of the loaded Fireworks that set it."""
+        return {
+            i: True for i, fw in self.fws.items() if fw["spec"].get("_allow_fizzled_parents")
+        }
+
+    def workflow_state(self) -> str:
+        """Aggregated state from the cached ``fw_states``."""
+        if any(s == st.FIZZLED for s in self.fw_states.values()):
+            # The FIZZLED rule reads children's specs: load those it needs.
+            need = {
+                c for f, s in self.fw_states.items() if s == st.FIZZLED for c in self.children(f)
+            }
+            self.load_fws(need)
+        return st.workflow_state(self.fw_states, self.links, self.allow_fizzled)
+
+    def commit(self, extra_wf_set: Mapping[str, Any] | None = None) -> str:
+        """Write every change; returns the workflow state."""
+        ops: list[Any] = []
+        new = set(self._new_fw_ids)
+        for nid in self._new_fw_ids:
+            ops.append(InsertOne(self.fws[nid]))
+        for fid, fields in self._dirty.items():
+            if fid in new:
+                continue
+            doc = self.fws[fid]
+            ops.append(UpdateOne({"fw_id": fid}, {"$set": {f: doc[f] for f in sorted(fields)}}))
+        if ops:
+            self.lp.fireworks.bulk_write(ops, ordered=True)
+        wf_state = self.workflow_state()
+        wf_set: dict[str, Any] = {
+            f"fw_states.{k}": v
+            for k, v in self.fw_states.items()
+            if self.orig_fw_states.get(k) != v
+        }
+        if self._links_changed:
+            pl = parent_links(self.links)
+            for k in self._links_changed:
+                wf_set[f"links.{k}"] = self.links[k]
+            for k in {c for p in self._links_changed for c in self.links[p]}:
+                wf_set[f"parent_links.{k}"] = pl.get(k, [])
+        if wf_set or wf_state != self.orig_wf_state or extra_wf_set:
+            wf_set["state"] = wf_state
+            wf_set["updated_on"] = utcnow()
+            wf_set.update(extra_wf_set or {})
+            update: dict[str, Any] = {"$set": wf_set}
+            if self._new_fw_ids:
+                update["$push"] = {"nodes": {"$each": self._new_fw_ids}}
+            self.lp.workflows.update_one({"_id": self.wf_id}, update)
+        self.orig_fw_states = dict(self.fw_states)
+        self.orig_wf_state = wf_state
+        self._dirty.clear()
+        self._new_fw_ids.clear()
+        self._links_changed.clear()
+        return wf_state
+
+
+def _fw_file_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
+    d = {k: v for k, v in doc.items() if k != "_id"}
+    return d
+
+
+def _as_workflow(x: Any) -> Workflow:
+    if isinstance(x, Workflow):
+        return x
+    from prefect_fireworks.models import Firework
+
+    if isinstance(x, Firework):
+        return Workflow.from_firework(x)
+    return Workflow.from_dict(x)
