@@ -1,0 +1,253 @@
+"""What every ``lpad`` command shares: option types, the LaunchPad, output and errors.
+
+Commands stay thin: parse options (types defined once here), call one library function, print
+through :class:`Output`. Errors look the same everywhere: one line on stderr, exit 2 for bad
+input, 1 for an unreachable server or a failed operation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from prefect_fireworks.launchpad import LaunchPad
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENV_PREFIX = "PREFECT_INTEGRATIONS_FIREWORKS_"
+
+# -- option types (defined once, reused by every command that selects Fireworks) -------------
+FwIdsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-i",
+        "--fw_id",
+        "--fw-id",
+        help="Firework id, or a comma-separated list of ids (e.g. 1,2,3).",
+    ),
+]
+NameOpt = Annotated[str | None, typer.Option("-n", "--name", help="Select by Firework name.")]
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-s",
+        "--state",
+        help="Select by state (ARCHIVED, FIZZLED, DEFUSED, PAUSED, WAITING, READY, RESERVED, "
+        "RUNNING, COMPLETED). With -lm, the launch state.",
+    ),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-q",
+        "--query",
+        help="MongoDB query as JSON (or a Python dict literal), e.g. "
+        "'{\"spec.param\": 1}'. With -lm it runs on the launches collection.",
+    ),
+]
+LaunchesModeOpt = Annotated[
+    bool,
+    typer.Option(
+        "-lm",
+        "--launches_mode",
+        "--launches-mode",
+        help="Run the query on the launches collection (e.g. a $regex on "
+        "action.stored_data._exception._stacktrace); only active launches count.",
+    ),
+]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password",
+        help="Today's date (YYYY-MM-DD): confirms operations on more than 10 Fireworks "
+        "without a prompt.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+MaxOpt = Annotated[
+    int, typer.Option("-m", "--max", help="Return at most this many results (0: no limit).")
+]
+SortOpt = Annotated[
+    str | None,
+    typer.Option("--sort", help="Sort ascending by created_on or updated_on."),
+]
+RSortOpt = Annotated[
+    str | None,
+    typer.Option("--rsort", help="Sort descending by created_on or updated_on."),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", "--dry_run", help="Show what would change; write nothing.")
+]
+
+
+@dataclass
+class AppState:
+    """Global options, set by the ``lpad`` callback."""
+
+    launchpad_file: str | None = None
+    block: str | None = None
+    _lp: LaunchPad | None = field(default=None, repr=False)
+
+    def launchpad(self) -> LaunchPad:
+        """The LaunchPad these options point at (connected and checked once)."""
+        if self._lp is None:
+            from prefect_fireworks.config import check_connection
+            from prefect_fireworks.launchpad import LaunchPad
+
+            if self.block:
+                from prefect_fireworks.blocks import FireworksLaunchPad
+
+                lp = FireworksLaunchPad.load(self.block).get_launchpad()
+            else:
+                lp = LaunchPad.auto_load(self.launchpad_file)
+            check_connection(lp.client, timeout=10)
+            lp.ensure_initialized()
+            self._lp = lp
+        return self._lp
+
+
+STATE = AppState()
+
+
+class UsageError(ValueError):
+    """Options that do not go together."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``Error: message`` on stderr and return the Exit to raise."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]Error:[/bold red] {message}"
+    )
+    return typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Map the library's exceptions to one-line errors and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pymongo.errors import PyMongoError
+
+        from prefect_fireworks.config import ServerUnreachableError
+        from prefect_fireworks.embedded import EmbeddedServerError
+        from prefect_fireworks.launchpad import LockedWorkflowError
+
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except (ServerUnreachableError, EmbeddedServerError, LockedWorkflowError) as exc:
+            raise fail(_one_line(exc), 1) from None
+        except PyMongoError as exc:
+            raise fail(f"MongoDB error: {_one_line(exc)}", 1) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise fail(_one_line(exc), 2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and text.startswith("'"):
+        text = text.strip("'")
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def command(app: typer.Typer, name: str, *aliases: str, **kwargs: Any) -> Callable[[F], F]:
+    """Register a command under FireWorks' name plus hidden aliases (dash-case by default)."""
+
+    def deco(func: F) -> F:
+        wrapped = handle_errors(func)
+        app.command(name, **kwargs)(wrapped)
+        names = set(aliases)
+        if "_" in name:
+            names.add(name.replace("_", "-"))
+        for alias in sorted(names - {name}):
+            app.command(alias, hidden=True, **{k: v for k, v in kwargs.items() if k != "help"})(
+                wrapped
+            )
+        return func
+
+    return deco
+
+
+def sort_spec(sort: str | None, rsort: str | None) -> list[tuple[str, int]] | None:
+    """``--sort``/``--rsort`` to a pymongo sort list.
+
+    Raises:
+        UsageError: both given, or an unknown key.
+    """
+    if sort and rsort:
+        raise UsageError("give --sort or --rsort, not both")
+    key = sort or rsort
+    if not key:
+        return None
+    if key not in ("created_on", "updated_on"):
+        raise UsageError(f"cannot sort by {key!r}: use created_on or updated_on")
+    return [(key, 1 if sort else -1)]
+
+
+def ask_yes(prompt: str) -> bool:
+    """Ask on the terminal; without one (scripts, CI) nobody can answer: no."""
+    if not sys.stdin.isatty():
+        return False
+    answer = typer.prompt(prompt, default="N", show_default=False)
+    return answer.strip()[:1].lower() == "y"
+
+
+def asker() -> Callable[[str], bool] | None:
+    """The confirmation function, or None when stdin is not a terminal."""
+    return ask_yes if sys.stdin.isatty() else None
+
+
+class Output:
+    """All printing goes through here: JSON for scripts, rich tables for people."""
+
+    def __init__(self) -> None:
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def json(self, obj: Any) -> None:
+        """Print JSON (dates as ISO strings), FireWorks-style indentation."""
+        sys.stdout.write(json.dumps(obj, indent=4, default=_json_default) + "\n")
+
+    def text(self, line: str) -> None:
+        """Print a plain line on stdout."""
+        sys.stdout.write(line + "\n")
+
+    def info(self, message: str) -> None:
+        """A message for people, on stderr (keeps stdout clean for pipes)."""
+        self.err.print(message)
+
+    def table(
+        self,
+        rows: Iterable[Sequence[Any]],
+        columns: Sequence[str],
+        title: str | None = None,
+    ) -> None:
+        """Print a rich table."""
+        table = Table(title=title, header_style="bold")
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        self.out.print(table)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    return str(v)
+
+
+OUT = Output()

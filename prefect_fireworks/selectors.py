@@ -1,0 +1,201 @@
+"""Selecting Fireworks as ``lpad`` does: ``-i``, ``-n``, ``-s``, ``-q``, ``-lm``, and the
+confirmation that mass operations need.
+
+Shared by the CLI, the Prefect flows and plain Python, so every entry point validates input the
+same way before anything is written.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from prefect_fireworks import states as st
+from prefect_fireworks.launchpad import PW_CHECK_NUM, QueryError, check_password, check_query
+
+if TYPE_CHECKING:
+    from prefect_fireworks.launchpad import LaunchPad
+
+
+class SelectionError(ValueError):
+    """The selector options are invalid or select Fireworks that do not exist."""
+
+
+def parse_fw_ids(value: str | int | Sequence[int] | None) -> list[int] | None:
+    """FireWorks' ``-i`` form: one id or a comma list (no ranges, no spaces needed).
+
+    Raises:
+        SelectionError: a piece is not an integer.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return [value]
+    if not isinstance(value, str):
+        return [int(v) for v in value]
+    out = []
+    for piece in value.split(","):
+        piece = piece.strip()
+        if not re.fullmatch(r"-?\d+", piece):
+            raise SelectionError(
+                f"invalid fw_id {piece!r} in {value!r}: give integers separated by commas"
+            )
+        out.append(int(piece))
+    return out
+
+
+def parse_query(value: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Parse ``-q``: JSON, or FireWorks' Python-literal dict (``True``/``None``).
+
+    Raises:
+        QueryError: neither JSON nor a Python literal dict, or a JavaScript operator.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, Mapping):
+        q = dict(value)
+    else:
+        try:
+            q = json.loads(value)
+        except json.JSONDecodeError as jexc:
+            try:
+                q = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                raise QueryError(
+                    f"malformed query {value!r}: not JSON ({jexc.msg}) nor a Python dict"
+                ) from None
+    check_query(q)
+    _check_regexes(q)
+    return q
+
+
+def _check_regexes(q: Any) -> None:
+    stack = [q]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, Mapping):
+            for k, v in cur.items():
+                if k == "$regex" and isinstance(v, str):
+                    try:
+                        re.compile(v)
+                    except re.error as exc:
+                        raise QueryError(f"invalid regex {v!r}: {exc}") from None
+                else:
+                    stack.append(v)
+        elif isinstance(cur, list):
+            stack.extend(cur)
+
+
+class Selector(BaseModel):
+    """Which Fireworks a command acts on (``lpad``'s ``-i/-n/-s/-q/-lm``).
+
+    Example:
+        ```python
+        from prefect_fireworks.selectors import Selector
+
+        Selector(state="FIZZLED").resolve(lp)
+        ```
+    """
+
+    fw_ids: list[int] | None = Field(default=None, description="Explicit fw_ids.")
+    name: str | None = Field(default=None, description="Firework name.")
+    state: str | None = Field(default=None, description="Firework (or, with -lm, launch) state.")
+    query: dict[str, Any] | None = Field(default=None, description="MongoDB query.")
+    launches_mode: bool = Field(default=False, description="Query the launches collection.")
+
+    @classmethod
+    def from_options(
+        cls,
+        fw_ids: str | int | Sequence[int] | None = None,
+        name: str | None = None,
+        state: str | None = None,
+        query: str | Mapping[str, Any] | None = None,
+        launches_mode: bool = False,
+    ) -> Selector:
+        """Parse raw option values and check they go together.
+
+        Raises:
+            SelectionError: ``-i`` with ``-n/-s/-q``, or a bad id.
+            QueryError: a malformed or unsafe query.
+            ValueError: an unknown state.
+        """
+        ids = parse_fw_ids(fw_ids)
+        q = parse_query(query)
+        if ids is not None and (name or state or q):
+            raise SelectionError("Cannot specify both fw_id and name/state/query")
+        st_ = st.validate_state(state) if state else None
+        return cls(fw_ids=ids, name=name, state=st_, query=q, launches_mode=launches_mode)
+
+    @property
+    def is_empty(self) -> bool:
+        """No selector given (which selects every Firework)."""
+        return self.fw_ids is None and not self.name and not self.state and not self.query
+
+    def mongo_query(self) -> dict[str, Any]:
+        """The query run on ``fireworks`` (or ``launches`` with ``launches_mode``)."""
+        q = dict(self.query or {})
+        if self.name and not self.launches_mode:
+            q["name"] = self.name
+        if self.state:
+            q["state"] = self.state
+        return q
+
+    def resolve(
+        self,
+        lp: LaunchPad,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+        must_exist: bool = True,
+    ) -> list[int]:
+        """The selected fw_ids.
+
+        Raises:
+            SelectionError: explicit ids that do not exist (when ``must_exist``).
+        """
+        if self.fw_ids is not None:
+            if must_exist:
+                found = set(lp.get_fw_ids({"fw_id": {"$in": self.fw_ids}}))  # type: ignore[arg-type]
+                missing = [i for i in self.fw_ids if i not in found]
+                if missing:
+                    noun = "id" if len(missing) == 1 else "ids"
+                    raise SelectionError(
+                        f"FW with {noun}: {', '.join(map(str, missing))} not found!"
+                    )
+            ids = list(dict.fromkeys(self.fw_ids))
+            return ids[:limit] if limit else ids
+        result = lp.get_fw_ids(
+            self.mongo_query(), sort=sort, limit=limit, launches_mode=self.launches_mode
+        )
+        assert isinstance(result, list)
+        return result
+
+
+def confirm_mass(
+    n: int,
+    password: str | None,
+    ask: Callable[[str], bool] | None,
+) -> None:
+    """FireWorks' ``pw_check``: more than 10 Fireworks need today's date or a yes.
+
+    Args:
+        n: how many Fireworks will be modified.
+        password: the ``--password`` value.
+        ask: asks the user (returns True for yes); ``None`` when nobody can answer.
+
+    Raises:
+        ValueError: neither a valid password nor a yes.
+    """
+    if n <= PW_CHECK_NUM or password is not None and password != "":
+        if n > PW_CHECK_NUM:
+            check_password(password)
+        return
+    if ask is not None and ask(f"Are you sure? This will modify {n} entries. (Y/N)"):
+        return
+    if ask is not None:
+        raise ValueError("Operation aborted by user.")
+    check_password(password)
