@@ -24,7 +24,7 @@ from pymongo import ASCENDING, DESCENDING
 
 from prefect_fireworks import states as st
 from prefect_fireworks.engine import WorkflowEditor
-from prefect_fireworks.models import Firework, Launch, Workflow, isoformat, utcnow
+from prefect_fireworks.models import FWAction, Firework, Launch, Workflow, isoformat, utcnow
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -237,35 +237,40 @@ class LaunchPad:
         self.tuneup()
 
     def tuneup(self) -> None:
-        """Create FireWorks' indexes (and the extra ones this project's selectors use)."""
-        fw = self.fireworks
-        fw.create_index("fw_id", unique=True)
+        """Create FireWorks' indexes (same keys and options, so both tools can run ``tuneup`` on
+        one database) plus the ``archived_launches`` index the rerun plan uses."""
+        bg = {"background": True}
+        fw, lch, wf = self.fireworks, self.launches, self.workflows
+        fw.create_index("fw_id", unique=True, **bg)
         for key in ("state", "spec._category", "created_on", "updated_on", "name", "launches"):
-            fw.create_index(key)
-        fw.create_index([("state", DESCENDING), ("_id", DESCENDING)])
+            fw.create_index(key, **bg)
+        lch.create_index("launch_id", unique=True, **bg)
+        lch.create_index("fw_id", **bg)
+        lch.create_index("state_history.reservation_id", **bg)
+        self.db[f"{GRIDFS_FALLBACK_COLLECTION}.files"].create_index(
+            "metadata.launch_id", unique=True, **bg
+        )
+        for key in ("state", "time_start", "time_end", "host", "ip", "fworker.name"):
+            lch.create_index(key, **bg)
+        for key in ("name", "created_on", "updated_on", "nodes"):
+            wf.create_index(key, **bg)
+        user = self.config.user_indices if self.config is not None else None
+        wf_user = self.config.wf_user_indices if self.config is not None else None
+        for idx in user or []:
+            fw.create_index(idx, **bg)
+        for idx in wf_user or []:
+            wf.create_index(idx, **bg)
+        fw.create_index([("state", DESCENDING), ("_id", DESCENDING)], **bg)
         fw.create_index(
-            [("state", DESCENDING), ("spec._priority", DESCENDING), ("created_on", DESCENDING)]
+            [("state", DESCENDING), ("spec._priority", DESCENDING), ("created_on", DESCENDING)],
+            **bg,
         )
         fw.create_index(
-            [("state", DESCENDING), ("spec._priority", DESCENDING), ("created_on", ASCENDING)]
+            [("state", DESCENDING), ("spec._priority", DESCENDING), ("created_on", ASCENDING)],
+            **bg,
         )
-        fw.create_index("archived_launches")
-        lch = self.launches
-        lch.create_index("launch_id", unique=True)
-        for key in (
-            "fw_id",
-            "state_history.reservation_id",
-            "state",
-            "time_start",
-            "time_end",
-            "host",
-            "ip",
-            "fworker.name",
-        ):
-            lch.create_index(key)
-        wf = self.workflows
-        for key in ("nodes", "name", "state", "created_on", "updated_on"):
-            wf.create_index(key)
+        wf.create_index([("state", DESCENDING), ("_id", DESCENDING)], **bg)
+        fw.create_index("archived_launches", **bg)
 
     def ensure_initialized(self) -> None:
         """Create the id counter and indexes on a fresh database (never resets data)."""
@@ -638,6 +643,7 @@ class LaunchPad:
         ip: str | None = None,
         launch_extra: Mapping[str, Any] | None = None,
         dir_for: Any = None,
+        only_ready: bool = False,
     ) -> tuple[dict[str, Any] | None, int | None]:
         """Claim one READY Firework atomically and create its launch.
 
@@ -654,6 +660,8 @@ class LaunchPad:
             ip: IP address recorded in the launch.
             launch_extra: extra fields for the launch document (e.g. Prefect run ids).
             dir_for: optional callable ``fw_doc -> launch_dir`` used instead of ``launch_dir``.
+            only_ready: with ``fw_id``, claim it only when READY (not RESERVED), so a runner
+                that checks out by id never takes a Firework another runner is checking out.
 
         Returns:
             ``(firework document, launch_id)``, or ``(None, None)`` when nothing is READY.
@@ -661,7 +669,7 @@ class LaunchPad:
         from prefect_fireworks.firetasks import validate_tasks
 
         while True:
-            claimed = self._claim(fworker, fw_id)
+            claimed = self._claim(fworker, fw_id, only_ready)
             if claimed is None:
                 return None, None
             fw = self.fireworks.find_one({"fw_id": claimed}, {"_id": 0})
@@ -708,10 +716,11 @@ class LaunchPad:
             self._set_cached_state(claimed, state)
             return fw, launch_id
 
-    def _claim(self, fworker: FWorker, fw_id: int | None) -> int | None:
+    def _claim(self, fworker: FWorker, fw_id: int | None, only_ready: bool = False) -> int | None:
         if fw_id is not None:
+            states = [st.READY] if only_ready else [st.READY, st.RESERVED]
             res = self.fireworks.update_one(
-                {"fw_id": fw_id, "state": {"$in": [st.READY, st.RESERVED]}},
+                {"fw_id": fw_id, "state": {"$in": states}},
                 {"$set": {"state": st.RESERVED, "updated_on": isoformat()}},
             )
             if res.matched_count == 1:
@@ -841,7 +850,8 @@ class LaunchPad:
         sets: dict[str, Any] = {
             "state": state,
             "state_history": history,
-            "action": dict(action) if action is not None else None,
+            # always the full FWAction shape: FireWorks' FWAction.from_dict needs every key
+            "action": FWAction.from_dict(action).to_dict() if action is not None else None,
             "time_start": time_start,
             "time_end": time_end,
             "runtime_secs": runtime,
