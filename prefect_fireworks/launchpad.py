@@ -747,9 +747,8 @@ class LaunchPad:
         return None
 
     def _set_cached_state(self, fw_id: int, state: str) -> None:
+        # The Firework document is already written: only the cached state changes.
         with self.edit_workflow(fw_id) as ed:
-            ed.load_fws([fw_id])
-            ed.fws[fw_id]["state"] = state
             ed.fw_states[fw_id] = state
 
     def _fizzle_undeserialisable(self, fw: Mapping[str, Any], exc: BaseException) -> None:

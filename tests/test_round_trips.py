@@ -1,0 +1,84 @@
+"""Round trips to MongoDB do not grow with the size of what is added or run."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from pymongo import monitoring
+
+from prefect_fireworks.launchpad import LaunchPad
+from prefect_fireworks.models import Firework, Workflow
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in ("hello", "isMaster", "ismaster", "endSessions", "ping"):
+            self.names[event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def fan_out(n: int) -> Workflow:
+    root = Firework([{"_fw_name": "ScriptTask", "script": "true"}], name="root")
+    kids = [
+        Firework([{"_fw_name": "ScriptTask", "script": "true"}], name=f"k{i}", parents=[root])
+        for i in range(n - 1)
+    ]
+    return Workflow([root, *kids], name=f"fan-out {n}")
+
+
+@pytest.fixture
+def counted(lp: LaunchPad, mongo_uri: str):
+    listener = Commands()
+    counted_lp = LaunchPad.from_uri(mongo_uri, name=lp.name, event_listeners=[listener])
+    yield counted_lp, listener
+    counted_lp.close()
+
+
+def test_add_wf_round_trips_do_not_depend_on_size(counted):
+    clp, listener = counted
+    clp.add_wf(fan_out(10))
+    small = sum(listener.names.values())
+    listener.names.clear()
+    clp.add_wf(fan_out(3000))
+    large = sum(listener.names.values())
+    assert small == large
+    # reserve ids (find + conditional update), insert Fireworks, insert the workflow, and the
+    # initialisation check
+    assert large <= 5
+    assert clp.fireworks.count_documents({}) == 3010
+
+
+def test_completion_round_trips_do_not_depend_on_workflow_size(counted):
+    from prefect_fireworks.launchpad import FWorker
+
+    clp, listener = counted
+    clp.add_wf(Workflow([Firework([{"_fw_name": "ScriptTask", "script": "true"}])]))
+    clp.add_wf(fan_out(2))
+    wf_small = clp.get_fw_ids({"name": "root"})[0]
+    clp.add_wf(fan_out(2000))
+    wf_large = clp.get_fw_ids({"name": "root"})[1]
+
+    def life(fw_id: int) -> int:
+        listener.names.clear()
+        fw, lid = clp.checkout_fw(FWorker(), "/tmp", fw_id=fw_id)
+        assert fw is not None and lid is not None
+        clp.ping_launch(lid, {"_task_n": 0})
+        clp.complete_launch(lid, {"stored_data": {}})
+        # getMore only continues a cursor (one per 16 MB of results), not a new query
+        return sum(n for name, n in listener.names.items() if name != "getMore")
+
+    # The large root readies 1,999 children in the same number of round trips as the small
+    # one readies one: children are loaded and written in bulk.
+    small, large = life(wf_small), life(wf_large)
+    assert small == large
+    assert large <= 25
+    assert clp.fireworks.count_documents({"state": "READY", "name": {"$ne": "Unnamed FW"}}) == 2000
