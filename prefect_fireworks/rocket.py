@@ -1,0 +1,552 @@
+"""The Rocket: runs one checked-out Firework (FireWorks' ``Rocket.run``), without Prefect.
+
+A launch goes: `checkout` (atomic claim + launch document + launch directory) → `Rocket.run`
+(Firetasks in order in the launch directory, a checkpoint before each, a heartbeat thread,
+FWActions merged) → ``LaunchPad.complete_launch`` (COMPLETED or FIZZLED, which refreshes the
+workflow and applies the FWAction). `run_one` does the three for ``rlaunch singleshot``;
+``prefect_fireworks.flows`` wraps `Rocket.run` in a Prefect task.
+
+The working directory is process-global. Firetasks (ours and FireWorks') work in the current
+directory, so a Rocket ``chdir``s into its launch directory and holds `CWD_LOCK` while it runs:
+two Rockets in threads of one process run one after the other, never in each other's
+directory. Fireworks run in parallel in separate processes (several ``rapidfire`` processes,
+or Prefect's ``DaskTaskRunner``, whose workers are processes).
+
+Example:
+    ```python
+    from prefect_fireworks.launchpad import FWorker, LaunchPad
+    from prefect_fireworks.rocket import run_one
+
+    lp = LaunchPad.auto_load()
+    result = run_one(lp, FWorker())  # None when nothing is READY
+    print(result.state if result else "nothing to run")
+    ```
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import glob
+import json
+import os
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from prefect_fireworks import states as st
+from prefect_fireworks.dictmods import apply_mod
+from prefect_fireworks.firetasks import load_firetask, to_fwaction
+from prefect_fireworks.launchpad import FWorker
+from prefect_fireworks.models import FWAction
+
+if TYPE_CHECKING:
+    from prefect_fireworks.launchpad import LaunchPad
+
+__all__ = [
+    "CWD_LOCK",
+    "LAUNCHER_PREFIX",
+    "PING_TIME_SECS",
+    "TRACKER_LINES",
+    "Rocket",
+    "RocketResult",
+    "checkout",
+    "launch_rocket",
+    "make_launch_dir",
+    "resolve_launch_root",
+    "run_one",
+]
+
+#: FireWorks' ``PING_TIME_SECS``: heartbeat interval of a running launch.
+PING_TIME_SECS = 3600.0
+#: FireWorks' ``TRACKER_LINES`` (default lines kept by a tracker) and its maximum.
+TRACKER_LINES = 25
+MAX_TRACKER_LINES = 1000
+#: Launch directories are ``launcher_<UTC time>`` as in FireWorks' rapidfire.
+LAUNCHER_PREFIX = "launcher_"
+_BLOCK_FORMAT = "%Y-%m-%d-%H-%M-%S-%f"
+#: Held by a Rocket while it runs in its launch directory (the cwd is process-global).
+CWD_LOCK = threading.RLock()
+
+
+@dataclass
+class RocketResult:
+    """What one launch ended with.
+
+    Attributes:
+        fw_id: the Firework.
+        name: its name.
+        launch_id: the launch.
+        state: the launch's final state (COMPLETED or FIZZLED).
+        launch_dir: where it ran.
+        action: the FWAction recorded in the launch.
+        fw_state: the Firework's state after completion (re-read from the database).
+        message: a one-line summary (the exception for a FIZZLED launch).
+        stacktrace: the formatted traceback of a FIZZLED launch.
+        wf_fw_ids: the workflow's fw_ids when known.
+    """
+
+    fw_id: int
+    name: str
+    launch_id: int
+    state: str
+    launch_dir: str
+    action: dict[str, Any] = field(default_factory=dict)
+    fw_state: str | None = None
+    message: str = ""
+    stacktrace: str | None = None
+
+    @property
+    def fizzled(self) -> bool:
+        """The launch failed."""
+        return self.state == st.FIZZLED
+
+    @property
+    def defused(self) -> bool:
+        """The Firework was defused, or its action defused its children or workflow."""
+        return self.fw_state == st.DEFUSED or bool(
+            self.action.get("defuse_children") or self.action.get("defuse_workflow")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary (no stack trace)."""
+        return {
+            "fw_id": self.fw_id,
+            "name": self.name,
+            "launch_id": self.launch_id,
+            "state": self.state,
+            "fw_state": self.fw_state,
+            "launch_dir": self.launch_dir,
+            "message": self.message,
+        }
+
+
+# -- launch directories ---------------------------------------------------------------------
+
+
+def resolve_launch_root(launch_root: str | os.PathLike[str] | None = None) -> Path:
+    """Where launch directories go: the argument, ``..._LAUNCH_ROOT``, else the cwd.
+
+    A missing root is created.
+
+    Raises:
+        ValueError: the root exists and is not a directory, or cannot be created.
+    """
+    from prefect_fireworks.settings import get_settings
+
+    root = Path(launch_root) if launch_root is not None else get_settings().launch_root
+    root = Path(os.path.abspath(os.path.expanduser(str(root or os.getcwd()))))
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"launch root {root} exists and is not a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create launch root {root}: {exc.strerror or exc}") from exc
+    return root
+
+
+def make_launch_dir(root: str | os.PathLike[str]) -> str:
+    """Create a fresh ``launcher_<YYYY-MM-DD-HH-MM-SS-ffffff>`` directory under ``root``.
+
+    ``mkdir`` is the claim: concurrent processes that pick the same microsecond retry.
+    """
+    for _ in range(100):
+        stamp = datetime.now(timezone.utc).strftime(_BLOCK_FORMAT)
+        path = os.path.join(os.fspath(root), LAUNCHER_PREFIX + stamp)
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            time.sleep(0.001)
+    raise RuntimeError(f"could not create a launch directory under {root}")
+
+
+def checkout(
+    lp: LaunchPad,
+    fworker: FWorker | None = None,
+    fw_id: int | None = None,
+    *,
+    launch_root: str | os.PathLike[str] | None = None,
+    launch_extra: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, int | None]:
+    """Claim a READY Firework (this one, or the best match for ``fworker``) and create its launch.
+
+    The launch directory is created only once something is claimed (``spec._launch_dir``,
+    when set, is used instead). With ``fw_id`` only a READY Firework is taken.
+
+    Returns:
+        ``(firework document, launch_id)``, or ``(None, None)``.
+    """
+    root = resolve_launch_root(launch_root)
+    return lp.checkout_fw(
+        fworker or FWorker(),
+        os.fspath(root),
+        fw_id,
+        launch_extra=launch_extra,
+        dir_for=lambda _doc: make_launch_dir(root),
+        only_ready=fw_id is not None,
+    )
+
+
+@contextmanager
+def _working_dir(path: str) -> Iterator[None]:
+    with CWD_LOCK:
+        old = os.getcwd()
+        os.chdir(path)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
+# -- the Rocket -----------------------------------------------------------------------------
+
+
+class Rocket:
+    """Runs the Firetasks of one checked-out Firework and completes its launch.
+
+    Args:
+        lp: the LaunchPad.
+        fw_doc: the Firework document returned by the checkout.
+        launch_id: its launch.
+        fworker: the worker (its ``env`` becomes ``spec._fw_env``); default: the launch's.
+        ping_secs: heartbeat interval (FireWorks' ``PING_TIME_SECS``).
+        launch_fields: extra fields ``$set`` on the launch when it starts (dotted keys
+            allowed), e.g. ``{"prefect.task_run_id": "..."}``.
+    """
+
+    def __init__(
+        self,
+        lp: LaunchPad,
+        fw_doc: Mapping[str, Any],
+        launch_id: int,
+        *,
+        fworker: FWorker | None = None,
+        ping_secs: float = PING_TIME_SECS,
+        launch_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.lp = lp
+        self.fw_doc = fw_doc
+        self.launch_id = launch_id
+        self.fworker = fworker
+        self.ping_secs = ping_secs
+        self.launch_fields = dict(launch_fields or {})
+        self.fw_id: int = fw_doc["fw_id"]
+        self.spec: dict[str, Any] = copy.deepcopy(dict(fw_doc.get("spec") or {}))
+        self.launch_dir = ""
+        self._trackers: list[dict[str, Any]] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        doc = self.lp.launches.find_one(
+            {"launch_id": self.launch_id}, {"launch_dir": 1, "fworker": 1, "_id": 0}
+        )
+        if doc is None:
+            raise ValueError(f"launch_id: {self.launch_id} does not exist")
+        if self.fworker is None:
+            fwk = dict(doc.get("fworker") or {})
+            query = fwk.get("query")
+            fwk["query"] = json.loads(query) if isinstance(query, str) and query else {}
+            self.fworker = FWorker(**{k: v for k, v in fwk.items() if v is not None})
+        launch_dir = doc.get("launch_dir") or os.getcwd()
+        sets = dict(self.launch_fields)
+        if self.spec.get("_launch_dir"):
+            wanted = os.path.abspath(os.path.expandvars(str(self.spec["_launch_dir"])))
+            if wanted != launch_dir:
+                sets["launch_dir"] = wanted
+            launch_dir = wanted
+        try:
+            os.makedirs(launch_dir, exist_ok=True)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        self.launch_dir = launch_dir
+        for t in self.spec.get("_trackers") or []:
+            nlines = int(t.get("nlines", TRACKER_LINES))
+            if nlines > MAX_TRACKER_LINES:
+                raise ValueError(
+                    f"Tracker only supports a maximum of {MAX_TRACKER_LINES} lines; "
+                    f"you put {nlines}."
+                )
+            self._trackers.append(
+                {
+                    "filename": t["filename"],
+                    "nlines": nlines,
+                    "allow_zipped": bool(t.get("allow_zipped", False)),
+                }
+            )
+        if self._trackers:
+            sets["trackers"] = self._tracker_docs()
+        if sets:
+            self.lp.update_launch(self.launch_id, sets)
+
+    def _tracker_docs(self) -> list[dict[str, Any]]:
+        out = []
+        for t in self._trackers:
+            d = dict(t)
+            content = _tail(os.path.join(self.launch_dir, t["filename"]), t["nlines"])
+            if content:
+                d["content"] = content
+            out.append(d)
+        return out
+
+    def ping(self, checkpoint: Mapping[str, Any] | None = None) -> None:
+        """Heartbeat (and checkpoint): stamp the launch's last state-history entry."""
+        self.lp.ping_launch(self.launch_id, checkpoint)
+        if self._trackers:
+            self.lp.launches.update_one(
+                {"launch_id": self.launch_id, "state": st.RUNNING},
+                {"$set": {"trackers": self._tracker_docs()}},
+            )
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.ping_secs):
+            try:
+                self.ping()
+            except Exception:  # a failed heartbeat must never kill the launch
+                traceback.print_exc()
+
+    def _copy_files_in(self) -> None:
+        files_in = self.spec.get("_files_in") or {}
+        prev = self.spec.get("_files_prev") or {}
+        for key in set(files_in).intersection(prev):
+            shutil.copyfile(prev[key], files_in[key])
+
+    def _decorate(self, action: FWAction, my_spec: Mapping[str, Any]) -> FWAction:
+        # FireWorks' decorate_fwaction: job info, preserved FWorker, output files.
+        if my_spec.get("_pass_job_info"):
+            job_info = list(my_spec.get("_job_info", []))
+            this = {
+                "fw_id": self.fw_id,
+                "name": self.fw_doc.get("name", "Unnamed FW"),
+                "launch_dir": self.launch_dir,
+                "state": self.fw_doc.get("state", st.RUNNING),
+            }
+            if this not in job_info:
+                job_info.append(this)
+            action.mod_spec.append({"_push_all": {"_job_info": job_info}})
+        if my_spec.get("_preserve_fworker") and self.fworker is not None:
+            action.update_spec["_fworker"] = self.fworker.name
+        for key, pattern in (my_spec.get("_files_out") or {}).items():
+            files = glob.glob(os.path.join(self.launch_dir, pattern))
+            if files:
+                action.mod_spec.append({"_set": {f"_files_prev->{key}": max(files)}})
+        return action
+
+    def _result(self, state: str, action: FWAction, message: str, tb: str | None) -> RocketResult:
+        fw = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"state": 1, "_id": 0})
+        return RocketResult(
+            fw_id=self.fw_id,
+            name=self.fw_doc.get("name", "Unnamed FW"),
+            launch_id=self.launch_id,
+            state=state,
+            launch_dir=self.launch_dir,
+            action=action.to_dict(),
+            fw_state=(fw or {}).get("state"),
+            message=message,
+            stacktrace=tb,
+        )
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> RocketResult:
+        """Run the Firetasks and complete the launch (COMPLETED, or FIZZLED on an exception).
+
+        Returns:
+            The outcome; exceptions of Firetasks are recorded, not raised (a
+            ``KeyboardInterrupt`` is recorded and then re-raised).
+        """
+        try:
+            self._prepare()
+        except Exception as exc:
+            # Nothing ran: record the failure so the launch does not stay RUNNING.
+            self.launch_dir = self.launch_dir or os.getcwd()
+            return self._fizzle(exc, None, traceback.format_exc())
+        with _working_dir(self.launch_dir):
+            return self._run_in_dir()
+
+    def _run_in_dir(self) -> RocketResult:
+        all_stored_data: dict[str, Any] = {}
+        all_update_spec: dict[str, Any] = {}
+        all_mod_spec: list[dict[str, Any]] = []
+        stop = threading.Event()
+        beat: threading.Thread | None = None
+        task_dict: dict[str, Any] | None = None
+        try:
+            recovery = self.spec.get("_recovery")
+            if recovery:
+                starting = int(recovery.get("_task_n") or 0)
+                all_stored_data.update(recovery.get("_all_stored_data") or {})
+                all_update_spec.update(recovery.get("_all_update_spec") or {})
+                all_mod_spec.extend(recovery.get("_all_mod_spec") or [])
+                prev_dir = recovery.get("_prev_dir")
+                if (
+                    recovery.get("_mode") == "cp"
+                    and prev_dir
+                    and os.path.abspath(prev_dir) != self.launch_dir
+                    and os.path.isdir(prev_dir)
+                ):
+                    shutil.copytree(prev_dir, self.launch_dir, dirs_exist_ok=True)
+            else:
+                starting = 0
+                self._copy_files_in()
+
+            my_spec = copy.deepcopy(self.spec)
+            my_spec["_fw_env"] = self.fworker.env if self.fworker else {}
+            raw_tasks = list(self.spec.get("_tasks") or [])
+
+            beat = threading.Thread(
+                target=self._heartbeat, args=(stop,), name=f"ping-{self.launch_id}", daemon=True
+            )
+            beat.start()
+
+            action = FWAction()
+            for t_counter in range(starting, len(raw_tasks)):
+                task_dict = raw_tasks[t_counter]
+                self.ping(
+                    {
+                        "_task_n": t_counter,
+                        "_all_stored_data": all_stored_data,
+                        "_all_update_spec": all_update_spec,
+                        "_all_mod_spec": all_mod_spec,
+                    }
+                )
+                try:
+                    task = load_firetask(task_dict)
+                    task_dict = task.to_dict()
+                    result = task.run_task(my_spec)
+                except BaseException as exc:
+                    stop.set()
+                    out = self._fizzle(exc, task_dict, traceback.format_exc())
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    return out
+                action = _read_action_file() or _as_action(result)
+                all_stored_data.update(action.stored_data)
+                all_update_spec.update(action.update_spec)
+                all_mod_spec.extend(action.mod_spec)
+                my_spec.update(copy.deepcopy(action.update_spec))
+                for mod in action.mod_spec:
+                    apply_mod(mod, my_spec)
+                if action.skip_remaining_tasks:
+                    break
+
+            stop.set()
+            self.ping()
+            action.stored_data = all_stored_data
+            action.update_spec = all_update_spec
+            action.mod_spec = all_mod_spec
+            action = self._decorate(action, my_spec)
+            self.lp.complete_launch(self.launch_id, action.to_dict(), st.COMPLETED)
+            return self._result(st.COMPLETED, action, "", None)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            # Post-processing failed (malformed action, database trouble): FireWorks records
+            # it as FIZZLED with no task.
+            stop.set()
+            return self._fizzle(exc, None, traceback.format_exc(), details=False)
+        finally:
+            stop.set()
+            if beat is not None:
+                beat.join(timeout=5)
+
+    def _fizzle(
+        self,
+        exc: BaseException,
+        task: dict[str, Any] | None,
+        tb: str,
+        details: bool = True,
+    ) -> RocketResult:
+        exc_details = None
+        if details and hasattr(exc, "to_dict"):
+            try:
+                exc_details = exc.to_dict()
+            except Exception:
+                exc_details = None
+        action = FWAction(
+            stored_data={
+                "_message": "runtime error during task",
+                "_task": task,
+                "_exception": {"_stacktrace": tb, "_details": exc_details},
+            },
+            exit=True,
+        )
+        try:
+            self.ping()
+            action = self._decorate(action, self.spec)
+        except Exception:
+            traceback.print_exc()
+        self.lp.complete_launch(self.launch_id, action.to_dict(), st.FIZZLED)
+        message = f"{type(exc).__name__}: {exc}".strip()
+        return self._result(st.FIZZLED, action, message, tb)
+
+
+def _as_action(result: Any) -> FWAction:
+    converted = to_fwaction(result)
+    if converted is None:
+        return FWAction()
+    if isinstance(converted, FWAction):
+        return converted
+    if isinstance(converted, Mapping):
+        return FWAction.from_dict(converted)
+    raise TypeError(
+        f"a Firetask must return an FWAction, an action dict or None, not {type(result).__name__}"
+    )
+
+
+def _read_action_file() -> FWAction | None:
+    # FireWorks reads FWAction.json / FWAction.yaml from the cwd after every Firetask.
+    if os.path.exists("FWAction.json"):
+        with open("FWAction.json") as f:
+            return FWAction.from_dict(json.load(f))
+    if os.path.exists("FWAction.yaml"):
+        with open("FWAction.yaml") as f:
+            return FWAction.from_dict(yaml.safe_load(f))
+    return None
+
+
+def _tail(path: str, nlines: int) -> str:
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="surrogateescape") as f:
+        lines = f.read().splitlines()
+    return "\n".join(lines[-nlines:]) if nlines > 0 else ""
+
+
+def launch_rocket(
+    lp: LaunchPad,
+    fw_doc: Mapping[str, Any],
+    launch_id: int,
+    **kwargs: Any,
+) -> RocketResult:
+    """Run a checked-out Firework: ``Rocket(lp, fw_doc, launch_id, **kwargs).run()``."""
+    return Rocket(lp, fw_doc, launch_id, **kwargs).run()
+
+
+def run_one(
+    lp: LaunchPad,
+    fworker: FWorker | None = None,
+    fw_id: int | None = None,
+    *,
+    launch_root: str | os.PathLike[str] | None = None,
+    ping_secs: float = PING_TIME_SECS,
+) -> RocketResult | None:
+    """Check out one Firework and run it (``rlaunch singleshot``).
+
+    Returns:
+        The outcome, or None when nothing was READY.
+    """
+    fworker = fworker or FWorker()
+    fw_doc, launch_id = checkout(lp, fworker, fw_id, launch_root=launch_root)
+    if fw_doc is None or launch_id is None:
+        return None
+    return Rocket(lp, fw_doc, launch_id, fworker=fworker, ping_secs=ping_secs).run()
