@@ -105,9 +105,9 @@ class AppState:
             from prefect_fireworks.launchpad import LaunchPad
 
             if self.block:
-                from prefect_fireworks.blocks import FireworksLaunchPad
+                from prefect_fireworks.blocks import load_launchpad
 
-                lp = FireworksLaunchPad.load(self.block).get_launchpad()
+                lp = load_launchpad(self.block)
             else:
                 lp = LaunchPad.auto_load(self.launchpad_file)
             check_connection(lp.client, timeout=10)

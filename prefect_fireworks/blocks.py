@@ -1,0 +1,238 @@
+"""Prefect blocks: where a LaunchPad lives, saved once and loaded by name anywhere.
+
+`FireworksLaunchPad` holds the MongoDB connection of a LaunchPad (a URI, or host and port, or the
+embedded server) with its credentials as secrets, and returns a connected
+`prefect_fireworks.launchpad.LaunchPad`. Flows take the block's name as a parameter and ``lpad``
+accepts ``--block NAME``; `load_launchpad` is the one function both use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from prefect.blocks.core import Block
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
+
+if TYPE_CHECKING:
+    from prefect_fireworks.config import LaunchPadConfig
+    from prefect_fireworks.launchpad import LaunchPad
+
+__all__ = ["BlockNotFoundError", "FireworksLaunchPad", "load_launchpad"]
+
+
+class BlockNotFoundError(ValueError):
+    """No saved `FireworksLaunchPad` block has the requested name."""
+
+
+class FireworksLaunchPad(Block):
+    """A FireWorks LaunchPad in MongoDB: a URI, a host and port, or the embedded server.
+
+    Give either ``mongodb_uri`` or ``host`` (with ``port``), or set ``embedded`` (also used when
+    neither is given). The password and the URI are secrets: stored encrypted by Prefect and
+    never printed. The block holds its connection once `get_launchpad` made one; use it as a
+    context manager (or call `close`) to release it. It pickles without its connection.
+
+    Example:
+        Load a saved block and query its LaunchPad:
+        ```python
+        from prefect_fireworks import FireworksLaunchPad
+
+        block = FireworksLaunchPad.load("BLOCK_NAME")
+        with block:
+            lp = block.get_launchpad()
+            fizzled = lp.get_fw_ids({"state": "FIZZLED"})
+        ```
+    """
+
+    _block_type_name = "FireWorks LaunchPad"
+    _block_type_slug = "fireworks-launchpad"
+    _logo_url = "https://materialsproject.github.io/fireworks/_static/FW_logo.png"  # type: ignore[assignment]
+    _documentation_url = "https://materialsproject.github.io/fireworks/"  # type: ignore[assignment]
+    _description = (
+        "The MongoDB LaunchPad of FireWorks Fireworks and Workflows run on Prefect: "
+        "a MongoDB URI, a host and port, or the embedded server."
+    )
+
+    mongodb_uri: SecretStr | None = Field(
+        default=None,
+        title="MongoDB URI",
+        description=(
+            "A mongodb:// or mongodb+srv:// URI (may hold credentials, so it is kept secret); "
+            "used instead of host and port."
+        ),
+    )
+    host: str | None = Field(
+        default=None,
+        description="MongoDB host name, when no URI is given.",
+    )
+    port: int = Field(default=27017, description="MongoDB TCP port, used with host.")
+    database: str | None = Field(
+        default=None,
+        description=(
+            "LaunchPad database name; by default the database in the URI path, else fireworks."
+        ),
+    )
+    username: str | None = Field(default=None, description="MongoDB user name.")
+    password: SecretStr | None = Field(default=None, description="MongoDB password.")
+    authsource: str | None = Field(
+        default=None,
+        description="Authentication database; by default the LaunchPad database when a "
+        "username is given.",
+    )
+    tls: bool | None = Field(
+        default=None,
+        title="TLS",
+        description="Connect with TLS; by default as the URI says (on for mongodb+srv://).",
+    )
+    tls_ca_file: str | None = Field(
+        default=None,
+        title="TLS CA file",
+        description="Path of a CA bundle to verify the server's certificate.",
+    )
+    tls_allow_invalid_certificates: bool = Field(
+        default=False,
+        title="TLS: allow invalid certificates",
+        description="Accept a server certificate that does not verify (testing only).",
+    )
+    embedded: bool = Field(
+        default=False,
+        description=(
+            "Use the embedded MongoDB-wire server on this machine (started on demand); also "
+            "the default when neither a URI nor a host is given."
+        ),
+    )
+
+    # The open LaunchPad (a MongoClient): runtime state, never saved or pickled.
+    _launchpad: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> FireworksLaunchPad:
+        uri = self.mongodb_uri.get_secret_value() if self.mongodb_uri is not None else None
+        if uri is not None and not uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("mongodb_uri must start with mongodb:// or mongodb+srv://")
+        if uri is not None and self.host:
+            raise ValueError("give mongodb_uri or host, not both")
+        if self.embedded and (uri is not None or self.host):
+            raise ValueError("embedded uses the local server: do not give mongodb_uri or host")
+        return self
+
+    @property
+    def uses_embedded(self) -> bool:
+        """Whether this block points at the embedded server."""
+        return self.embedded or (self.mongodb_uri is None and not self.host)
+
+    def _mongoclient_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.tls is not None:
+            kwargs["tls"] = self.tls
+        if self.tls_ca_file:
+            kwargs["tlsCAFile"] = self.tls_ca_file
+        if self.tls_allow_invalid_certificates:
+            kwargs["tlsAllowInvalidCertificates"] = True
+        return kwargs
+
+    def get_config(self) -> LaunchPadConfig:
+        """Return the LaunchPad settings (FireWorks' ``my_launchpad.yaml`` keys) of this block.
+
+        With ``embedded`` (or nothing given) the embedded server is started if it is not running.
+
+        Returns:
+            A `prefect_fireworks.config.LaunchPadConfig`.
+        """
+        from prefect_fireworks import embedded
+        from prefect_fireworks.config import LaunchPadConfig
+        from prefect_fireworks.settings import get_settings
+
+        common: dict[str, Any] = {
+            "username": self.username,
+            "password": self.password,
+            "authsource": self.authsource,
+            "mongoclient_kwargs": self._mongoclient_kwargs(),
+        }
+        if self.uses_embedded:
+            settings = get_settings()
+            uri = embedded.ensure_running(settings.home)
+            return LaunchPadConfig.from_uri(uri, name=self.database or settings.database, **common)
+        if self.mongodb_uri is not None:
+            return LaunchPadConfig.from_uri(
+                self.mongodb_uri.get_secret_value(), name=self.database, **common
+            )
+        return LaunchPadConfig.model_validate(
+            {"host": self.host, "port": self.port, "name": self.database, **common}
+        )
+
+    def get_launchpad(self) -> LaunchPad:
+        """Return the LaunchPad of this block, connecting on first use.
+
+        The same LaunchPad is returned until `close` (or the end of a ``with`` block).
+
+        Returns:
+            A `prefect_fireworks.launchpad.LaunchPad`.
+
+        Example:
+            ```python
+            from prefect_fireworks import FireworksLaunchPad
+
+            lp = FireworksLaunchPad.load("BLOCK_NAME").get_launchpad()
+            lp.get_fw_ids({"state": "FIZZLED"})
+            ```
+        """
+        launchpad = self._launchpad
+        if launchpad is None:
+            from prefect_fireworks.launchpad import LaunchPad
+
+            launchpad = LaunchPad(self.get_config())
+            self._launchpad = launchpad
+        return launchpad
+
+    def close(self) -> None:
+        """Close the connection made by `get_launchpad`, if any."""
+        launchpad, self._launchpad = self._launchpad, None
+        if launchpad is not None:
+            launchpad.close()
+
+    def __enter__(self) -> FireworksLaunchPad:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A MongoClient does not pickle: the copy reconnects on its first get_launchpad().
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_launchpad": None}
+        return state
+
+
+def load_launchpad(block: str | None = None) -> LaunchPad:
+    """Return the LaunchPad named by a saved block, or the default one.
+
+    Args:
+        block: Name of a saved `FireworksLaunchPad` block. ``None`` (or empty) resolves the
+            LaunchPad as ``lpad`` does: ``PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI``, then
+            ``..._LAUNCHPAD_FILE``, then the embedded server.
+
+    Returns:
+        A connected `prefect_fireworks.launchpad.LaunchPad`; the caller closes it.
+
+    Raises:
+        BlockNotFoundError: No `FireworksLaunchPad` block has that name.
+    """
+    from prefect_fireworks.launchpad import LaunchPad
+
+    if not block:
+        return LaunchPad.auto_load()
+    name = block.split("/", 1)[1] if block.startswith("fireworks-launchpad/") else block
+    try:
+        # load() is sync here; async_dispatch types it as possibly a coroutine.
+        saved = cast(FireworksLaunchPad, FireworksLaunchPad.load(name))
+    except ValueError as exc:
+        if "Unable to find block document" not in str(exc):
+            raise
+        raise BlockNotFoundError(
+            f"no FireworksLaunchPad block named {name!r} "
+            "(create one in the Prefect UI or with FireworksLaunchPad(...).save(name))"
+        ) from None
+    return LaunchPad(saved.get_config())
