@@ -217,6 +217,12 @@ class _RerunEditor(WorkflowEditor):
         super().__init__(lp, wf_doc)
         self.before: dict[int, tuple[str, list[int]]] = {}
         self.archived: dict[int, list[int]] = {}
+        #: state of each Firework before its first change here.
+        self.first_state: dict[int, str] = {}
+
+    def set_state(self, fw_id: int, state: str) -> None:
+        self.first_state.setdefault(fw_id, self.fw(fw_id)["state"])
+        super().set_state(fw_id, state)
 
     def _reset_one(self, fw_id: int, except_details: bool) -> None:
         fw = self.fw(fw_id)
