@@ -36,7 +36,7 @@ def test_saved_block_loads_and_yields_a_working_launchpad(lp: Any, mongo_uri: st
     with loaded:
         block_lp = loaded.get_launchpad()
         assert block_lp is loaded.get_launchpad()
-        ids = block_lp.add_wf(Firework(tasks=[ScriptTask(script="true")], name="via-block"))
+        ids = block_lp.add_wf(Firework([ScriptTask(script="true")], name="via-block"))
     fw_id = next(iter(ids.values()))
     # Written through the block, read back through the test's own connection.
     doc = lp.fireworks.find_one({"fw_id": fw_id})
@@ -141,7 +141,7 @@ def test_unknown_block_name_is_a_clear_error() -> None:
 def test_lpad_block_option(lp: Any, mongo_uri: str, run_cli: Any) -> None:
     name = _name()
     FireworksLaunchPad(mongodb_uri=mongo_uri, database=lp.name).save(name)
-    lp.add_wf(Firework(tasks=[ScriptTask(script="true")], name="listed"))
+    lp.add_wf(Firework([ScriptTask(script="true")], name="listed"))
 
     result = run_cli(["--block", name, "get_fws", "-d", "ids"])
     assert "1" in result.stdout

@@ -1,0 +1,138 @@
+"""The rerun-fws and detect-lostruns flows: plans, guards and artifacts read back from the API."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from prefect_fireworks import Firework, ScriptTask
+from prefect_fireworks import states as st
+from prefect_fireworks.deployments import RUN_WORKFLOW
+from prefect_fireworks.flows import run_workflow
+from prefect_fireworks.rerun_flows import rerun_fws
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def fails_once(marker: Path, name: str = "flaky") -> Firework:
+    """A Firework whose script fails the first time (it leaves a marker) and then succeeds."""
+    script = f"if [ -e {marker} ]; then echo ok; else touch {marker}; echo boom >&2; exit 3; fi"
+    return Firework([ScriptTask(script=script)], name=name)
+
+
+def always_fails(name: str = "broken") -> Firework:
+    return Firework([ScriptTask(script="exit 3")], name=name)
+
+
+def add(lp: Any, fw: Firework) -> int:
+    return next(iter(lp.add_wf(fw).values()))
+
+
+def artifacts_of(flow_run_id: Any) -> dict[str, Any]:
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in arts}
+
+
+def test_rerun_flow_publishes_plan_then_reruns(lp: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    fw_id = add(lp, fails_once(tmp_path / "marker"))
+    assert run_workflow(fw_id, return_state=True).name == "Fizzled"
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.FIZZLED
+
+    dry = rerun_fws(fw_ids=[fw_id], dry_run=True, return_state=True)
+    assert dry.is_completed()
+    assert dry.result()["rerun"] == [fw_id]
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.FIZZLED  # nothing written
+    plan = artifacts_of(dry.state_details.flow_run_id)["rerun-fws-plan"]
+    assert plan.type == "table"
+    assert f'"fw_id": {fw_id}' in str(plan.data)
+    assert "rerun-fws-result" not in artifacts_of(dry.state_details.flow_run_id)
+
+    done = rerun_fws(fw_ids=[fw_id], run_after=False, return_state=True)
+    assert done.is_completed()
+    assert done.message is not None and f"rerun [{fw_id}]" in done.message
+    fw = lp.get_fw_dict_by_id(fw_id)
+    assert fw["state"] == st.READY
+    assert len(fw["archived_launches"]) == 1
+    result = artifacts_of(done.state_details.flow_run_id)["rerun-fws-result"]
+    assert "1 launch(es) archived" in (result.description or "")
+
+    assert run_workflow(fw_id, return_state=True).is_completed()
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.COMPLETED
+
+
+def test_budget_regex_and_state_guards(lp: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    fw_id = add(lp, always_fails())
+    run_workflow(fw_id, return_state=True)
+
+    unmatched = rerun_fws(fw_ids=[fw_id], stacktrace_regex="MemoryError", return_state=True)
+    assert unmatched.name == "Skipped"
+    assert "stack trace does not match 'MemoryError'" in (unmatched.message or "")
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.FIZZLED
+
+    matched = rerun_fws(
+        fw_ids=[fw_id], stacktrace_regex=r"Return code: \[3\]", run_after=False, return_state=True
+    )
+    assert matched.result()["rerun"] == [fw_id]
+    run_workflow(fw_id, return_state=True)
+
+    refused = rerun_fws(fw_ids=[fw_id], max_reruns=1, return_state=True)
+    assert refused.name == "Refused"
+    assert "already rerun 1 time(s), the budget is max_reruns=1" in (refused.message or "")
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.FIZZLED
+
+    # Rerun by hand meanwhile: an automatic rerun (only_fizzled) is a no-op and says so.
+    rerun_fws(fw_ids=[fw_id], run_after=False)
+    again = rerun_fws(fw_ids=[fw_id], only_fizzled=True, return_state=True)
+    assert again.name == "Skipped"
+    assert "is READY, not FIZZLED" in (again.message or "")
+    assert len(lp.get_fw_dict_by_id(fw_id)["archived_launches"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({}, "select Fireworks with fw_ids, name, state or query"),
+        ({"state": "FIZZLED", "stacktrace_regex": "("}, "invalid stack-trace regex"),
+        ({"state": "FIZZLED", "max_reruns": -1}, "max_reruns must be 0 or more"),
+        ({"state": "NOPE"}, "NOPE"),
+        ({"state": "FIZZLED", "copy_data": True}, "need --task-level"),
+    ],
+)
+def test_bad_parameters_fail_and_write_nothing(lp: Any, params: dict[str, Any], error: str) -> None:
+    fw_id = add(lp, always_fails())
+    state = rerun_fws(**params, return_state=True)
+    assert state.is_failed()
+    assert error in (state.message or "")
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.READY
+    assert lp.launches.count_documents({}) == 0
+
+
+def test_rerun_triggers_the_run_workflow_deployment(
+    lp: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fw_id = add(lp, always_fails())
+    run_workflow(fw_id, return_state=True)
+    name = f"{RUN_WORKFLOW}"
+    deployment_id = run_workflow.to_deployment(name=name).apply()
+    try:
+        state = rerun_fws(fw_ids=[fw_id], launchpad=None, return_state=True)
+        (run_id,) = state.result()["run_workflow_flow_runs"]
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(uuid.UUID(run_id))
+        assert run.deployment_id == deployment_id
+        assert run.parameters == {"wf_id": fw_id}
+        assert "rerun" in run.tags
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(deployment_id)
