@@ -175,7 +175,7 @@ class RerunResult(RerunPlan):
 
 # -- validation ----------------------------------------------------------------------------------
 def validate_options(
-    fw_ids: Sequence[int],
+    fw_ids: Sequence[int] | None,
     task_level: bool = False,
     launch_ids: Sequence[int] | None = None,
     recover_mode: str | None = None,
@@ -204,7 +204,7 @@ def validate_options(
         )
     if task_level and clear_recovery:
         raise ValueError("--clear-recovery cannot be combined with --task-level")
-    if launch_ids and len(launch_ids) != len(fw_ids):
+    if launch_ids and fw_ids is not None and len(launch_ids) != len(fw_ids):
         raise ValueError("Specify the same number of tasks and launches")
     return mode
 

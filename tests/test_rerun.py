@@ -132,7 +132,7 @@ def test_defused_descendant_is_reset_by_an_ancestor_rerun(gods):
 def test_rerun_of_a_running_firework_archives_its_live_launch(gods):
     lp = gods
     run_fw(lp, 1)
-    fw, lid = start_fw(lp, ZEUS)
+    _fw_doc, lid = start_fw(lp, ZEUS)
     assert states(lp, [ZEUS])[ZEUS] == st.RUNNING
     rerun_fws(lp, [ZEUS])
     assert _fw(lp, ZEUS)["archived_launches"] == [lid]
