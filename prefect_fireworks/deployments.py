@@ -45,7 +45,7 @@ DETECT_LOSTRUNS_CRON = "*/30 * * * *"
 """Default schedule of ``detect-lostruns``: every 30 minutes."""
 
 
-class DeploymentNotFoundError(LookupError):
+class DeploymentNotFoundError(ValueError):
     """A deployment this package needs does not exist on the Prefect server."""
 
 
