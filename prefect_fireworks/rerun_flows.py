@@ -122,6 +122,8 @@ def _run_workflows(wf_ids: Sequence[int], launchpad: str | None) -> list[str]:
     """Trigger the ``run-workflow`` deployment for each workflow; the flow run ids."""
     from prefect.deployments import run_deployment
 
+    if not wf_ids:
+        return []
     logger = get_run_logger()
     deployment = find_deployment(RUN_WORKFLOW)
     if deployment is None:
@@ -288,12 +290,10 @@ def detect_lostruns(
     Returns:
         The lost launch ids, their fw_ids, and the inconsistent fw_ids.
     """
-    from prefect_fireworks import rerun as rerun_lib
+    from prefect_fireworks.commands import detect_lostruns as detect
     from prefect_fireworks.selectors import parse_query
 
     logger = get_run_logger()
-    if not hasattr(rerun_lib, "detect_lostruns"):
-        raise NotImplementedError("prefect_fireworks.rerun.detect_lostruns is not available")
     kwargs: dict[str, Any] = {
         "fizzle": fizzle,
         "rerun": rerun,
@@ -306,32 +306,18 @@ def detect_lostruns(
         kwargs["expiration_secs"] = expiration_secs
     lp = load_launchpad(launchpad)
     try:
-        found = rerun_lib.detect_lostruns(lp, **kwargs)
+        data = detect(lp, **kwargs).to_dict()
+        wf_ids = sorted(
+            {min(lp.get_wf_doc(fid, {"nodes": 1})["nodes"]) for fid in data.get("rerun") or []}
+        )
     finally:
         lp.close()
-    data = found.to_dict() if hasattr(found, "to_dict") else _lostruns_dict(found)
     logger.info(
-        "lost launches %s (Fireworks %s); inconsistent Fireworks %s",
-        data.get("lost_launch_ids"),
-        data.get("lost_fw_ids"),
-        data.get("inconsistent_fw_ids"),
+        "lost launches %s (Fireworks %s); inconsistent Fireworks %s%s",
+        data["lost_launch_ids"],
+        data["lost_fw_ids"],
+        data["inconsistent_fw_ids"],
+        f"; rerun {data['rerun']}" if data.get("rerun") else "",
     )
-    if rerun and run_after and data.get("lost_fw_ids"):
-        lp = load_launchpad(launchpad)
-        try:
-            wf_ids = sorted(
-                {min(lp.get_wf_doc(fid, {"nodes": 1})["nodes"]) for fid in data["lost_fw_ids"]}
-            )
-        finally:
-            lp.close()
-        data["run_workflow_flow_runs"] = _run_workflows(wf_ids, launchpad)
+    data["run_workflow_flow_runs"] = _run_workflows(wf_ids, launchpad) if run_after else []
     return data
-
-
-def _lostruns_dict(found: Any) -> dict[str, Any]:
-    lost_launch_ids, lost_fw_ids, inconsistent = found
-    return {
-        "lost_launch_ids": list(lost_launch_ids),
-        "lost_fw_ids": list(lost_fw_ids),
-        "inconsistent_fw_ids": list(inconsistent),
-    }

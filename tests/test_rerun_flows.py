@@ -136,3 +136,27 @@ def test_rerun_triggers_the_run_workflow_deployment(
     finally:
         with get_client(sync_client=True) as client:
             client.delete_deployment(deployment_id)
+
+
+def test_detect_lostruns_flow_fizzles_and_reruns_a_lost_launch(lp: Any, tmp_path: Path) -> None:
+    from prefect_fireworks.launchpad import FWorker
+    from prefect_fireworks.rerun_flows import detect_lostruns
+
+    fw_id = add(lp, always_fails("lost"))
+    _, launch_id = lp.checkout_fw(FWorker(), str(tmp_path))
+    # The process running it died four hours ago: its heartbeat stopped then.
+    lp.launches.update_one(
+        {"launch_id": launch_id},
+        {"$set": {"state_history.0.updated_on": "2000-01-01T00:00:00+00:00"}},
+    )
+    found = detect_lostruns(expiration_secs=3600, return_state=True)
+    assert found.result()["lost_launch_ids"] == [launch_id]
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.RUNNING  # only reported
+
+    fixed = detect_lostruns(expiration_secs=3600, rerun=True, run_after=False)
+    assert fixed["lost_fw_ids"] == [fw_id]
+    assert fixed["rerun"] == [fw_id]
+    fw = lp.get_fw_dict_by_id(fw_id)
+    assert fw["state"] == st.READY
+    assert fw["archived_launches"] == [launch_id]
+    assert lp.launches.find_one({"launch_id": launch_id})["state"] == st.FIZZLED
