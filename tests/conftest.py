@@ -1,0 +1,104 @@
+"""Shared fixtures: one embedded MongoDB-wire server for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo
+import pytest
+
+from prefect_fireworks import embedded
+
+# Set before any test module imports Prefect (none of the imports above does).
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+MONGODB_URI_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI"
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.ServerInfo]:
+    """One SecantusDB server for the session; its URI is exported for subprocesses too."""
+    home = tmp_path_factory.mktemp("mongo-server")
+    info = embedded.start(home=home)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(MONGODB_URI_ENV, info.uri)
+            yield info
+    finally:
+        embedded.stop(home=home)
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: embedded.ServerInfo) -> str:
+    """URI of the session's server."""
+    return mongo_server.uri
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A database name unique to the test."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def mongo_client(mongo_uri: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+    """A pymongo client of the session's server, closed after the test."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        mongo_uri, serverSelectionTimeoutMS=5000
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def lp(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A LaunchPad on a fresh database of the session's server.
+
+    ``PREFECT_INTEGRATIONS_FIREWORKS_DATABASE`` is set too, so ``lpad`` (in-process or as a
+    subprocess) and the flows use the same database.
+    """
+    from prefect_fireworks.launchpad import LaunchPad
+
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_FIREWORKS_DATABASE", db_name)
+    launchpad = LaunchPad.from_uri(mongo_uri, name=db_name)
+    launchpad.reset(None, require_password=False)
+    try:
+        yield launchpad
+    finally:
+        launchpad.client.drop_database(db_name)
+        launchpad.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness (a temporary API server) for tests that run flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def run_cli(lp: Any) -> Any:
+    """Run ``lpad`` in-process against ``lp``'s database: ``run_cli(["get_fws"], code=0)``."""
+    from typer.testing import CliRunner
+
+    from prefect_fireworks.cli import app
+
+    runner = CliRunner()
+
+    def run(args: list[str], code: int | None = 0, input: str | None = None) -> Any:
+        result = runner.invoke(app, args, input=input, catch_exceptions=False)
+        if code is not None:
+            assert result.exit_code == code, (
+                f"lpad {' '.join(args)} exited {result.exit_code}, expected {code}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    return run
