@@ -80,7 +80,8 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
     """The LaunchPad flows and tasks use, one per process and configuration.
 
     Args:
-        block_name: name of a saved ``FireworksLaunchPad`` block; ``None`` resolves like
+        block_name: name of a saved ``FireworksLaunchPad`` block (or the path of a FireWorks
+            ``my_launchpad.yaml``, as ``lpad -l`` gives); ``None`` resolves like
             ``lpad`` (``..._MONGODB_URI``/``..._DATABASE``, ``..._LAUNCHPAD_FILE``, else the
             embedded server).
 
@@ -94,7 +95,11 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
     with _LP_LOCK:
         lp = _LP_CACHE.get(key)
         if lp is None:
-            if block_name:
+            if block_name and os.path.isfile(block_name):
+                from prefect_fireworks.launchpad import LaunchPad
+
+                lp = LaunchPad.from_file(block_name)
+            elif block_name:
                 from prefect_fireworks.blocks import FireworksLaunchPad
 
                 block = FireworksLaunchPad.load(block_name)

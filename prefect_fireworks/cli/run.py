@@ -1,0 +1,159 @@
+"""``lpad rapidfire`` and ``lpad run_workflow``: run Fireworks as Prefect flow runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from prefect_fireworks.cli.app import app
+from prefect_fireworks.cli.common import OUT, STATE, JsonOpt, UsageError, command
+
+NLaunchesOpt = Annotated[
+    int,
+    typer.Option(
+        "--nlaunches",
+        help="Stop after this many launches (0: until nothing is READY or will be; "
+        "-1: keep looping until --max-loops).",
+    ),
+]
+WfIdOpt = Annotated[
+    int | None,
+    typer.Option("--wf-id", "--wf_id", help="Only Fireworks of the workflow holding this fw_id."),
+]
+SleepOpt = Annotated[
+    float,
+    typer.Option("--sleep", help="Seconds between loops when nothing is READY."),
+]
+MaxLoopsOpt = Annotated[
+    int,
+    typer.Option("--max-loops", "--max_loops", help="Loops when nothing is READY (-1: no limit)."),
+]
+FWorkerNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fworker-name",
+        "--fworker_name",
+        help="FWorker name (Fireworks whose spec._fworker names another worker are left).",
+    ),
+]
+CategoryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--category",
+        help="FWorker category (spec._category); repeat for several; __none__: uncategorised.",
+    ),
+]
+LaunchRootOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--launch-root",
+        "--launch_root",
+        envvar="PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT",
+        help="Directory for launch directories (default: the current directory).",
+    ),
+]
+MaxParallelOpt = Annotated[
+    int | None,
+    typer.Option("--max-parallel", help="Launches in flight at once (default: 1)."),
+]
+PingOpt = Annotated[
+    float, typer.Option("--ping-secs", help="Heartbeat interval of each launch (s).")
+]
+
+
+def _launchpad_ref() -> str | None:
+    # The flows resolve the LaunchPad themselves (also inside Dask workers): pass the
+    # block name or the -l file, never a connection.
+    STATE.launchpad()  # fail fast, with lpad's one-line error, when the server is unreachable
+    return STATE.block or STATE.launchpad_file
+
+
+def _report(state: Any, as_json: bool) -> None:
+    data = state.result(raise_on_failure=False)
+    if not isinstance(data, dict):
+        data = {"error": str(data)}
+    if as_json:
+        OUT.json({"flow_state": state.name, "message": state.message, **data})
+    else:
+        colour = "green" if state.is_completed() else "red"
+        OUT.info(f"[bold {colour}]{state.name}[/bold {colour}]: {state.message}")
+        if data.get("fizzled"):
+            OUT.info(
+                f"FIZZLED fw_ids: {', '.join(map(str, data['fizzled']))} "
+                "(lpad get_fws -s FIZZLED; lpad rerun_fws -s FIZZLED)"
+            )
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
+@command(app, "rapidfire")
+def rapidfire_cmd(
+    nlaunches: NLaunchesOpt = 0,
+    wf_id: WfIdOpt = None,
+    sleep: SleepOpt = 60.0,
+    max_loops: MaxLoopsOpt = -1,
+    fworker_name: FWorkerNameOpt = None,
+    category: CategoryOpt = None,
+    launch_root: LaunchRootOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    ping_secs: PingOpt = 3600.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run READY Fireworks of any workflow, one flow run of `rapidfire` (FireWorks' rlaunch).
+
+    Exit status 1 when a launch fizzled.
+    """
+    from prefect_fireworks.flows import rapidfire
+
+    if nlaunches < -1:
+        raise UsageError("--nlaunches must be -1, 0 or positive")
+    cat: str | list[str] | None = None
+    if category:
+        cat = category[0] if len(category) == 1 else list(category)
+    ref = _launchpad_ref()
+    with OUT.err.status("rapidfire: running Fireworks…"):
+        state = rapidfire(
+            nlaunches=nlaunches,
+            max_loops=max_loops,
+            sleep=sleep,
+            fworker_name=fworker_name,
+            category=cat,
+            wf_id=wf_id,
+            launchpad=ref,
+            launch_root=launch_root,
+            max_parallel=max_parallel,
+            ping_secs=ping_secs,
+            return_state=True,
+        )
+    _report(state, as_json)
+
+
+@command(app, "run_workflow", "run_wf", "run-wf")
+def run_workflow_cmd(
+    wf_id: Annotated[int, typer.Argument(help="Any fw_id of the workflow.")],
+    fworker_name: FWorkerNameOpt = None,
+    launch_root: LaunchRootOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    ping_secs: PingOpt = 3600.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one workflow to the end as one Prefect flow run (`run-workflow`).
+
+    Exit status 1 unless the workflow ends COMPLETED.
+    """
+    from prefect_fireworks.flows import run_workflow
+
+    ref = _launchpad_ref()
+    STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})  # "FW with id: X not found!" -> exit 2
+    with OUT.err.status(f"run_workflow {wf_id}: running Fireworks…"):
+        state = run_workflow(
+            wf_id,
+            launchpad=ref,
+            fworker_name=fworker_name,
+            launch_root=launch_root,
+            max_parallel=max_parallel,
+            ping_secs=ping_secs,
+            return_state=True,
+        )
+    _report(state, as_json)
