@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pymongo import UpdateOne
 
 from prefect_fireworks import states as st
-from prefect_fireworks.engine import WorkflowEditor
+from prefect_fireworks.engine import _FW_FIELDS, WorkflowEditor
 from prefect_fireworks.models import isoformat
 from prefect_fireworks.selectors import Selector, confirm_mass
 
@@ -47,6 +47,34 @@ EXCEPT_DETAILS_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_EXCEPT_DETAILS_ON_RERUN"
 Progress = Callable[[int], None]
 
 _WF_FIELDS = {"nodes": 1, "links": 1, "fw_states": 1, "state": 1}
+#: Fields a reset changes; Fireworks changed in nothing else are written in groups.
+_RESET_FIELDS = frozenset({"state", "updated_on", "launches", "archived_launches"})
+#: Above this many changed ``fw_states`` keys the map is written whole (under the lock, this is
+#: the same update; on the embedded server 1,000 dotted keys cost ~1.8 s, the map 0.1 s).
+MAX_DOTTED_FW_STATES = 64
+
+
+def id_queries(field_name: str, ids: Iterable[int], runs_per_query: int = 64) -> list[dict]:
+    """Filters matching exactly ``ids``, as ranges of consecutive ids.
+
+    fw_ids of one workflow are reserved in blocks, so a few ranges cover them; on the embedded
+    server a range scan over 1,000 ids takes ~60 ms where ``$in`` of the same ids takes ~1.4 s.
+    """
+    srt = sorted(set(ids))
+    runs: list[tuple[int, int]] = []
+    for i in srt:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    out: list[dict] = []
+    for k in range(0, len(runs), runs_per_query):
+        part = [
+            {field_name: a} if a == b else {field_name: {"$gte": a, "$lte": b}}
+            for a, b in runs[k : k + runs_per_query]
+        ]
+        out.append(part[0] if len(part) == 1 else {"$or": part})
+    return out
 
 
 def except_details_default() -> bool:
@@ -231,6 +259,49 @@ class _RerunEditor(WorkflowEditor):
         moved.extend(i for i in fw["launches"] if i not in moved)
         super()._reset_one(fw_id, except_details)
 
+    def load_fws(self, fw_ids: Iterable[int]) -> None:
+        """Load the Firework documents not loaded yet, by id ranges."""
+        missing = [i for i in set(fw_ids) if i not in self.fws]
+        if not missing:
+            return
+        for q in id_queries("fw_id", missing):
+            for doc in self.lp.fireworks.find(q, _FW_FIELDS):
+                doc.pop("_id", None)
+                doc.setdefault("launches", [])
+                doc.setdefault("archived_launches", [])
+                self.fws[doc["fw_id"]] = doc
+        for i in missing:
+            if i not in self.fws:
+                raise ValueError(f"FW with id: {i} not found!")
+
+    def commit_grouped(self) -> str:
+        """Commit, writing Fireworks that only a reset changed with one ``update_many`` per
+        final state (a pipeline update moving ``launches`` into ``archived_launches``)."""
+        groups: dict[tuple[str, bool], list[int]] = {}
+        for fid, fields in list(self._dirty.items()):
+            if fid in self.archived and fields <= _RESET_FIELDS:
+                moved = "launches" in fields
+                groups.setdefault((self.fws[fid]["state"], moved), []).append(fid)
+                del self._dirty[fid]
+        for (state, moved), ids in groups.items():
+            sets: dict[str, Any] = {"state": state, "updated_on": self.now}
+            if moved:
+                sets["archived_launches"] = {
+                    "$setUnion": [
+                        {"$ifNull": ["$archived_launches", []]},
+                        {"$ifNull": ["$launches", []]},
+                    ]
+                }
+                sets["launches"] = {"$literal": []}
+            for q in id_queries("fw_id", ids):
+                self.lp.fireworks.update_many(q, [{"$set": sets}])
+        changed = {k: v for k, v in self.fw_states.items() if self.orig_fw_states.get(k) != v}
+        extra: dict[str, Any] | None = None
+        if len(changed) > MAX_DOTTED_FW_STATES:
+            self.orig_fw_states.update(changed)
+            extra = {"fw_states": {str(k): v for k, v in self.fw_states.items()}}
+        return self.commit(extra)
+
     def preload(self, fw_ids: Iterable[int], except_details: bool) -> None:
         """Load, in one query, every Firework a rerun of ``fw_ids`` can touch.
 
@@ -352,11 +423,12 @@ def _run_steps(
         roles[fw_id] = "duplicate" if is_dup and roles.get(fw_id) != "target" else "target"
         rec_action[fw_id] = action
         top.append(fw_id)
+    root = _wf_root(ed.links)
     entries = [
         RerunEntry(
             fw_id=i,
             name=ed.fws[i].get("name", ""),
-            wf_id=_wf_root(ed.links),
+            wf_id=root,
             role=roles[i],
             state_before=ed.before[i][0],
             state_after=ed.fws[i]["state"],
@@ -386,10 +458,8 @@ def _steps_by_workflow(
     ids = list(dict.fromkeys(int(i) for i in fw_ids))
     docs = {
         d["fw_id"]: d
-        for d in lp.fireworks.find(
-            {"fw_id": {"$in": ids}},
-            {"_id": 0, "fw_id": 1, "launches": 1, "spec._dupefinder": 1},
-        )
+        for q in id_queries("fw_id", ids)
+        for d in lp.fireworks.find(q, {"_id": 0, "fw_id": 1, "launches": 1, "spec._dupefinder": 1})
     }
     for i in ids:
         if i not in docs:
@@ -524,7 +594,7 @@ def apply_rerun(lp: LaunchPad, plan: RerunPlan, progress: Progress | None = None
             doc = lp.get_wf_doc(steps[0][0], {**_WF_FIELDS, "_id": 1})
             ed = _RerunEditor(lp, doc)
             entries, skipped, recovery, top = _run_steps(lp, ed, steps, plan.options, cache)
-            ed.commit()
+            ed.commit_grouped()
             now = isoformat()
             who = _who()
             hist = [
