@@ -1,0 +1,211 @@
+"""End to end on a real `prefect server start`: a Firework that fails once heals by itself.
+
+The deployments are served by `lpad deploy --serve` in a separate process and the automation is
+created with `lpad automations create`. A workflow whose first Firework fails the first time is
+started through the `run-workflow` deployment; the fizzle event makes the automation run
+`rerun-fws`, which reruns the Firework and triggers `run-workflow` again. Nobody intervenes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prefect_fireworks import Firework, ScriptTask
+from prefect_fireworks import states as st
+from prefect_fireworks.embedded import free_port
+
+pytestmark = pytest.mark.server
+
+HOST = "127.0.0.1"
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Stop a process this test started, and its children (its own process group)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"prefect server exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"prefect server not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real Prefect server on a free loopback port; yields the environment to talk to it."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    url = f"http://{HOST}:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    log = home / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(url, proc, log, timeout=120)
+        yield env
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def served(prefect_server: dict[str, str], lp: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`lpad deploy --serve` against the server and `lp`'s database; stopped before the server."""
+    env = {
+        **prefect_server,
+        **{k: v for k, v in os.environ.items() if k.startswith("PREFECT_INTEGRATIONS_FIREWORKS")},
+        "PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT": str(tmp_path / "launches"),
+    }
+    (tmp_path / "launches").mkdir()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("lpad")),
+                "deploy",
+                "--serve",
+                "--lostruns-cron",
+                "",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield {**env, "SERVE_LOG": str(log)}
+    finally:
+        _stop(proc)
+
+
+def test_fizzled_firework_is_rerun_and_completes_without_help(
+    served: dict[str, str], lp: Any, tmp_path: Path, run_cli: Any
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    marker = tmp_path / "marker"
+    script = f"if [ -e {marker} ]; then echo healed; else touch {marker}; exit 3; fi"
+    flaky = Firework([ScriptTask(script=script)], name="flaky")
+    child = Firework([ScriptTask(script="echo child")], name="child", parents=[flaky])
+    from prefect_fireworks import Workflow
+
+    ids = lp.add_wf(Workflow([flaky, child], name="heals"))
+    flaky_id, child_id = ids[flaky.fw_id], ids[child.fw_id]
+    serve_log = Path(served["SERVE_LOG"])
+
+    with temporary_settings({PREFECT_API_URL: served["PREFECT_API_URL"]}):
+        names = ["run-workflow", "rapidfire", "rerun-fws", "detect-lostruns"]
+        deadline = time.monotonic() + 90
+        with get_client(sync_client=True) as client:
+            while True:
+                found = client.read_deployments(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names))
+                )
+                if len(found) == 4:
+                    break
+                assert time.monotonic() < deadline, serve_log.read_text()[-3000:]
+                time.sleep(0.5)
+        run_cli(["automations", "create"])
+
+        started = time.monotonic()
+        first = run_deployment(
+            "run-workflow/run-workflow", parameters={"wf_id": flaky_id}, timeout=0
+        )
+        deadline = started + 150
+        while lp.workflows.find_one({"nodes": flaky_id})["state"] != st.COMPLETED:
+            assert time.monotonic() < deadline, (
+                f"workflow {lp.workflows.find_one({'nodes': flaky_id})['state']} after 150 s\n"
+                + serve_log.read_text()[-4000:]
+            )
+            time.sleep(0.5)
+        healed_after = time.monotonic() - started
+
+        fw = lp.get_fw_dict_by_id(flaky_id)
+        assert fw["state"] == st.COMPLETED
+        assert len(fw["archived_launches"]) == 1
+        assert len(fw["launches"]) == 1
+        assert lp.get_fw_dict_by_id(child_id)["state"] == st.COMPLETED
+        archived = lp.launches.find_one({"launch_id": fw["archived_launches"][0]})
+        assert archived["state"] == st.FIZZLED
+
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 60
+            while True:  # the last flow run reports its end shortly after the database does
+                runs = {r.id: r for r in client.read_flow_runs()}
+                if all(r.state and r.state.is_final() for r in runs.values()):
+                    break
+                assert time.monotonic() < deadline, {r.name: r.state_name for r in runs.values()}
+                time.sleep(0.5)
+            tasks = [t for t in client.read_task_runs() if t.name == f"fw-{flaky_id}-flaky"]
+            by_deployment = {
+                d.id: d.name
+                for d in client.read_deployments(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names))
+                )
+            }
+        flow_runs = sorted(runs.values(), key=lambda r: r.created)  # type: ignore[arg-type,return-value]
+        summary = [(by_deployment.get(r.deployment_id), r.state_name) for r in flow_runs]
+        assert summary == [
+            ("run-workflow", "Fizzled"),
+            ("rerun-fws", "Completed"),
+            ("run-workflow", "Completed"),
+        ], summary
+        assert flow_runs[0].id == first.id  # type: ignore[union-attr]
+        assert flow_runs[1].parameters["fw_ids"] == [flaky_id]
+        assert flow_runs[2].parameters == {"wf_id": flaky_id}
+        assert sorted(t.state_name for t in tasks) == ["Completed", "Fizzled"]
+        assert {str(t.flow_run_id) for t in tasks} == {str(flow_runs[0].id), str(flow_runs[2].id)}
+    print(f"healed without help in {healed_after:.1f} s")
