@@ -34,9 +34,7 @@ def fw_display(lp: LaunchPad, doc: Mapping[str, Any], fmt: str) -> dict[str, Any
     if fmt == "reservations" and d.get("launches"):
         d["reservation_ids"] = [
             h.get("reservation_id")
-            for lch in lp.launches.find(
-                {"launch_id": {"$in": d["launches"]}}, {"state_history": 1}
-            )
+            for lch in lp.launches.find({"launch_id": {"$in": d["launches"]}}, {"state_history": 1})
             for h in lch.get("state_history", [])
             if h.get("reservation_id")
         ]
@@ -48,7 +46,8 @@ def wf_summary(lp: LaunchPad, fw_id: int, mode: str = "more") -> dict[str, Any]:
     wf = lp.get_wf_doc(fw_id)
     fws = list(
         lp.fireworks.find(
-            {"fw_id": {"$in": wf["nodes"]}}, {"_id": 0, "fw_id": 1, "state": 1, "name": 1, "launches": 1}
+            {"fw_id": {"$in": wf["nodes"]}},
+            {"_id": 0, "fw_id": 1, "state": 1, "name": 1, "launches": 1},
         ).sort("fw_id", 1)
     )
     out: dict[str, Any] = {
@@ -65,7 +64,9 @@ def wf_summary(lp: LaunchPad, fw_id: int, mode: str = "more") -> dict[str, Any]:
     launch_ids = [lid for f in fws for lid in f.get("launches", [])]
     dirs: dict[int, str] = {
         lch["launch_id"]: lch.get("launch_dir")
-        for lch in lp.launches.find({"launch_id": {"$in": launch_ids}}, {"launch_id": 1, "launch_dir": 1})
+        for lch in lp.launches.find(
+            {"launch_id": {"$in": launch_ids}}, {"launch_id": 1, "launch_dir": 1}
+        )
     }
     key = {f["fw_id"]: f"{f.get('name')}--{f['fw_id']}" for f in fws}
     out["states"] = {key[f["fw_id"]]: f["state"] for f in fws}

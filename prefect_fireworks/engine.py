@@ -52,9 +52,7 @@ class WorkflowEditor:
         for n in wf_doc.get("nodes", []):
             self.links.setdefault(int(n), [])
         self.parents: dict[int, list[int]] = parent_links(self.links)
-        self.fw_states: dict[int, str] = {
-            int(k): v for k, v in wf_doc.get("fw_states", {}).items()
-        }
+        self.fw_states: dict[int, str] = {int(k): v for k, v in wf_doc.get("fw_states", {}).items()}
         self.orig_fw_states = dict(self.fw_states)
         self.orig_wf_state = wf_doc.get("state")
         self.fws: dict[int, dict[str, Any]] = {}
@@ -356,9 +354,7 @@ class WorkflowEditor:
     @property
     def allow_fizzled(self) -> dict[int, bool]:
         """``_allow_fizzled_parents`` of the loaded Fireworks that set it."""
-        return {
-            i: True for i, fw in self.fws.items() if fw["spec"].get("_allow_fizzled_parents")
-        }
+        return {i: True for i, fw in self.fws.items() if fw["spec"].get("_allow_fizzled_parents")}
 
     def workflow_state(self) -> str:
         """Aggregated state from the cached ``fw_states``."""

@@ -6,6 +6,7 @@ can read and rerun what this module writes and vice versa. No Prefect import her
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -24,7 +25,7 @@ from pymongo import ASCENDING, DESCENDING
 
 from prefect_fireworks import states as st
 from prefect_fireworks.engine import WorkflowEditor
-from prefect_fireworks.models import FWAction, Firework, Launch, Workflow, isoformat, utcnow
+from prefect_fireworks.models import Firework, FWAction, Launch, Workflow, isoformat, utcnow
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -219,9 +220,7 @@ class LaunchPad:
         """
         if require_password:
             if password != _today_password():
-                raise ValueError(
-                    f"Invalid password! Password is today's date: {_today_password()}"
-                )
+                raise ValueError(f"Invalid password! Password is today's date: {_today_password()}")
         elif self.workflows.count_documents({}) > max_reset_wo_password:
             raise ValueError(
                 f"Password check cannot be overridden since the size of DB ("
@@ -239,38 +238,37 @@ class LaunchPad:
     def tuneup(self) -> None:
         """Create FireWorks' indexes (same keys and options, so both tools can run ``tuneup`` on
         one database) plus the ``archived_launches`` index the rerun plan uses."""
-        bg = {"background": True}
         fw, lch, wf = self.fireworks, self.launches, self.workflows
-        fw.create_index("fw_id", unique=True, **bg)
+        fw.create_index("fw_id", unique=True, background=True)
         for key in ("state", "spec._category", "created_on", "updated_on", "name", "launches"):
-            fw.create_index(key, **bg)
-        lch.create_index("launch_id", unique=True, **bg)
-        lch.create_index("fw_id", **bg)
-        lch.create_index("state_history.reservation_id", **bg)
+            fw.create_index(key, background=True)
+        lch.create_index("launch_id", unique=True, background=True)
+        lch.create_index("fw_id", background=True)
+        lch.create_index("state_history.reservation_id", background=True)
         self.db[f"{GRIDFS_FALLBACK_COLLECTION}.files"].create_index(
-            "metadata.launch_id", unique=True, **bg
+            "metadata.launch_id", unique=True, background=True
         )
         for key in ("state", "time_start", "time_end", "host", "ip", "fworker.name"):
-            lch.create_index(key, **bg)
+            lch.create_index(key, background=True)
         for key in ("name", "created_on", "updated_on", "nodes"):
-            wf.create_index(key, **bg)
+            wf.create_index(key, background=True)
         user = self.config.user_indices if self.config is not None else None
         wf_user = self.config.wf_user_indices if self.config is not None else None
         for idx in user or []:
-            fw.create_index(idx, **bg)
+            fw.create_index(idx, background=True)
         for idx in wf_user or []:
-            wf.create_index(idx, **bg)
-        fw.create_index([("state", DESCENDING), ("_id", DESCENDING)], **bg)
+            wf.create_index(idx, background=True)
+        fw.create_index([("state", DESCENDING), ("_id", DESCENDING)], background=True)
         fw.create_index(
             [("state", DESCENDING), ("spec._priority", DESCENDING), ("created_on", DESCENDING)],
-            **bg,
+            background=True,
         )
         fw.create_index(
             [("state", DESCENDING), ("spec._priority", DESCENDING), ("created_on", ASCENDING)],
-            **bg,
+            background=True,
         )
-        wf.create_index([("state", DESCENDING), ("_id", DESCENDING)], **bg)
-        fw.create_index("archived_launches", **bg)
+        wf.create_index([("state", DESCENDING), ("_id", DESCENDING)], background=True)
+        fw.create_index("archived_launches", background=True)
 
     def ensure_initialized(self) -> None:
         """Create the id counter and indexes on a fresh database (never resets data)."""
@@ -319,7 +317,7 @@ class LaunchPad:
         """
         return self.bulk_add_wfs([wf])[0]
 
-    def bulk_add_wfs(self, wfs: Sequence[Workflow | Firework]) -> list[dict[str, Any]]:
+    def bulk_add_wfs(self, wfs: Sequence[Workflow | Firework]) -> list[dict[int, int]]:
         """Add several workflows with one id reservation and two bulk inserts."""
         from prefect_fireworks.firetasks import validate_tasks
 
@@ -361,9 +359,7 @@ class LaunchPad:
                 fw_states[str(nid)] = state
             int_states = {int(k): v for k, v in fw_states.items()}
             allow = {
-                id_map[fw.fw_id]: True
-                for fw in wf.fws
-                if fw.spec.get("_allow_fizzled_parents")
+                id_map[fw.fw_id]: True for fw in wf.fws if fw.spec.get("_allow_fizzled_parents")
             }
             wf_docs.append(
                 {
@@ -540,16 +536,16 @@ class LaunchPad:
             try:
                 return list(cur)
             except pymongo.errors.OperationFailure as exc:
-                raise QueryError(f"invalid query: {exc.details.get('errmsg', exc)}") from exc
+                raise QueryError(f"invalid query: {_errmsg(exc)}") from exc
         # created_on/updated_on hold ISO strings or BSON dates (FireWorks writes both):
         # sort on a normalised key, as FireWorks does.
         proj = {field: 1, "_id": 0, **{k: 1 for k, _ in sort}}
         try:
             docs = list(coll.find(query, proj))
         except pymongo.errors.OperationFailure as exc:
-            raise QueryError(f"invalid query: {exc.details.get('errmsg', exc)}") from exc
+            raise QueryError(f"invalid query: {_errmsg(exc)}") from exc
         for key, direction in reversed(list(sort)):
-            docs.sort(key=lambda d, k=key: _sort_key(d.get(k)), reverse=direction < 0)
+            docs.sort(key=functools.partial(_doc_sort_key, key), reverse=direction < 0)
         return docs[:limit] if limit else docs
 
     # -- locking ---------------------------------------------------------------------------
@@ -588,9 +584,12 @@ class LaunchPad:
             )
             if res.modified_count == 1:
                 break
-            if res.matched_count == 0 and ctr == 0:
-                if self.workflows.count_documents({"nodes": fw_id}, limit=1) == 0:
-                    raise ValueError(f"FW with id: {fw_id} not found!")
+            if (
+                ctr == 0
+                and res.matched_count == 0
+                and self.workflows.count_documents({"nodes": fw_id}, limit=1) == 0
+            ):
+                raise ValueError(f"FW with id: {fw_id} not found!")
             if time.monotonic() - start > wait:
                 raise LockedWorkflowError(f"Could not get workflow - LOCKED: {fw_id}")
             ctr += 1
@@ -803,7 +802,9 @@ class LaunchPad:
         sets: dict[str, Any] = {f"state_history.{idx}.updated_on": isoformat()}
         if checkpoint is not None:
             sets[f"state_history.{idx}.checkpoint"] = dict(checkpoint)
-        res = self.launches.update_one({"launch_id": launch_id, "state": st.RUNNING}, {"$set": sets})
+        res = self.launches.update_one(
+            {"launch_id": launch_id, "state": st.RUNNING}, {"$set": sets}
+        )
         return res.matched_count == 1
 
     def update_launch(self, launch_id: int, fields: Mapping[str, Any]) -> None:
@@ -866,13 +867,20 @@ class LaunchPad:
             sets["action"] = {"gridfs_id": str(gid)}
             self.launches.update_one({"launch_id": launch_id}, {"$set": sets})
         fw_ids = [
-            d["fw_id"]
-            for d in self.fireworks.find({"launches": launch_id}, {"fw_id": 1, "_id": 0})
+            d["fw_id"] for d in self.fireworks.find({"launches": launch_id}, {"fw_id": 1, "_id": 0})
         ]
         for fid in fw_ids:
             with self.edit_workflow(fid) as ed:
                 ed.refresh([fid])
         return fw_ids
+
+
+def _errmsg(exc: pymongo.errors.OperationFailure) -> str:
+    return str((exc.details or {}).get("errmsg", exc))
+
+
+def _doc_sort_key(key: str, doc: Mapping[str, Any]) -> tuple[int, Any]:
+    return _sort_key(doc.get(key))
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

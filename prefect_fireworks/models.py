@@ -85,7 +85,9 @@ class FWAction(BaseModel):
 
         def wf_dict(x: Any) -> dict[str, Any]:
             if isinstance(x, (Workflow, Firework)):
-                return x.to_dict() if isinstance(x, Workflow) else Workflow.from_firework(x).to_dict()
+                return (
+                    x.to_dict() if isinstance(x, Workflow) else Workflow.from_firework(x).to_dict()
+                )
             return dict(x)
 
         return {
@@ -96,7 +98,9 @@ class FWAction(BaseModel):
             "additions": [wf_dict(a) for a in self.additions],
             "detours": [wf_dict(d) for d in self.detours],
             "append_wfs": [
-                {**a, "workflow": wf_dict(a["workflow"])} for a in self.append_wfs if "workflow" in a
+                {**a, "workflow": wf_dict(a["workflow"])}
+                for a in self.append_wfs
+                if "workflow" in a
             ],
             "defuse_children": self.defuse_children,
             "defuse_workflow": self.defuse_workflow,
@@ -212,8 +216,10 @@ class Firework(BaseModel):
             raise WorkflowError("a Firework needs a 'spec'")
         if not isinstance(data["spec"], Mapping):
             raise WorkflowError("a Firework's 'spec' must be a mapping")
-        if isinstance(data.get("launches"), list) and data["launches"] and isinstance(
-            data["launches"][0], Mapping
+        if (
+            isinstance(data.get("launches"), list)
+            and data["launches"]
+            and isinstance(data["launches"][0], Mapping)
         ):
             # FireWorks' 'all' display form expands launches; keep their ids.
             data["launches"] = [lch["launch_id"] for lch in data["launches"]]
@@ -257,7 +263,7 @@ class Workflow(BaseModel):
             links.setdefault(fw.fw_id, [])
         raw_links = links_dict if links_dict is not None else data.pop("links", None)
         for parent, children in (raw_links or {}).items():
-            kids = children if isinstance(children, (list, tuple)) else [children]
+            kids: list[Any] = list(children) if isinstance(children, (list, tuple)) else [children]
             links.setdefault(int(parent), [])
             for c in kids:
                 cid = int(c.fw_id if isinstance(c, Firework) else c)
@@ -307,9 +313,7 @@ class Workflow(BaseModel):
     @property
     def state(self) -> str:
         """The aggregated workflow state (FireWorks' rule)."""
-        allow = {
-            fw.fw_id: bool(fw.spec.get("_allow_fizzled_parents")) for fw in self.fws
-        }
+        allow = {fw.fw_id: bool(fw.spec.get("_allow_fizzled_parents")) for fw in self.fws}
         return st.workflow_state(self.fw_states, self.links, allow)
 
     def validate_dag(self) -> None:
@@ -390,13 +394,12 @@ class Workflow(BaseModel):
         except OSError as exc:
             raise WorkflowError(f"cannot read {p}: {exc.strerror or exc}") from exc
         try:
-            if p.suffix.lower() == ".json":
-                data = json.loads(text)
-            else:
-                data = yaml.safe_load(text)
+            data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WorkflowError(f"{p}: malformed {p.suffix.lstrip('.') or 'YAML'}: {first}") from exc
+            raise WorkflowError(
+                f"{p}: malformed {p.suffix.lstrip('.') or 'YAML'}: {first}"
+            ) from exc
         try:
             return cls.from_dict(data)
         except WorkflowError as exc:

@@ -190,7 +190,7 @@ def confirm_mass(
     Raises:
         ValueError: neither a valid password nor a yes.
     """
-    if n <= PW_CHECK_NUM or password is not None and password != "":
+    if n <= PW_CHECK_NUM or (password is not None and password != ""):
         if n > PW_CHECK_NUM:
             check_password(password)
         return

@@ -41,9 +41,7 @@ def test_we_read_what_fireworks_wrote(lp, ref_lp):
     wf = lp.get_wf_by_fw_id(a)
     assert wf.name == "ref diamond" and wf.metadata == {"owner": "ref"}
     assert {fw.fw_id: fw.name for fw in wf.fws} == {a: "a", b: "b", c: "c", d: "d"}
-    assert {k: sorted(v) for k, v in wf.links.items()} == {
-        a: sorted([b, c]), b: [d], c: [d], d: []
-    }
+    assert {k: sorted(v) for k, v in wf.links.items()} == {a: sorted([b, c]), b: [d], c: [d], d: []}
     assert wf.fw_states == {a: "READY", b: "WAITING", c: "WAITING", d: "WAITING"}
     assert wf.state == "READY"
     task = wf.id_fw[a].spec["_tasks"][0]

@@ -129,7 +129,7 @@ def test_checkout_priority_and_fworker_routing(lp):
 
 def test_complete_launch_applies_action_and_readies_children(lp):
     lp.add_wf(diamond())
-    fw, lid = lp.checkout_fw(FWorker(), "/tmp")
+    _, lid = lp.checkout_fw(FWorker(), "/tmp")
     lp.complete_launch(
         lid,
         {"update_spec": {"x": 1}, "mod_spec": [{"_push": {"seen": "a"}}], "stored_data": {}},

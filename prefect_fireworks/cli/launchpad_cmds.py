@@ -32,7 +32,7 @@ from prefect_fireworks.models import Workflow
 from prefect_fireworks.selectors import Selector
 
 
-class FwDisplay(str, Enum):
+class FwDisplay(Enum):
     """``-d`` forms of get_fws."""
 
     all = "all"
@@ -177,7 +177,9 @@ def get_wflows(
             (i, s["name"], s["state"], s.get("states_list", ""), s.get("created_on"))
             for i, s in zip(ids, summaries, strict=True)
         ]
-        OUT.table(rows, ["fw_id", "name", "state", "states", "created_on"], f"{len(rows)} workflow(s)")
+        OUT.table(
+            rows, ["fw_id", "name", "state", "states", "created_on"], f"{len(rows)} workflow(s)"
+        )
         return
     OUT.json(summaries[0] if len(summaries) == 1 else summaries)
 
