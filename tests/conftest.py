@@ -18,6 +18,16 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 MONGODB_URI_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Never touch the user's ~/.prefect-fireworks: the embedded server's home is temporary."""
+    home = tmp_path_factory.mktemp("fireworks-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_INTEGRATIONS_FIREWORKS_HOME", str(home))
+        yield
+    embedded.stop(home=home)
+
+
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.ServerInfo]:
     """One SecantusDB server for the session; its URI is exported for subprocesses too."""
