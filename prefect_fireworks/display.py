@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from prefect_fireworks.queries import find_by_ids
+
 if TYPE_CHECKING:
     from prefect_fireworks.launchpad import LaunchPad
 
@@ -44,11 +46,14 @@ def fw_display(lp: LaunchPad, doc: Mapping[str, Any], fmt: str) -> dict[str, Any
 def wf_summary(lp: LaunchPad, fw_id: int, mode: str = "more") -> dict[str, Any]:
     """FireWorks' ``get_wf_summary_dict``: a workflow summary read with projections only."""
     wf = lp.get_wf_doc(fw_id)
-    fws = list(
-        lp.fireworks.find(
-            {"fw_id": {"$in": wf["nodes"]}},
+    fws = sorted(
+        find_by_ids(
+            lp.fireworks,
+            "fw_id",
+            wf["nodes"],
             {"_id": 0, "fw_id": 1, "state": 1, "name": 1, "launches": 1},
-        ).sort("fw_id", 1)
+        ),
+        key=lambda f: f["fw_id"],
     )
     out: dict[str, Any] = {
         "state": wf.get("state"),

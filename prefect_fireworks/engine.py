@@ -19,9 +19,11 @@ from pymongo import InsertOne, UpdateOne
 from prefect_fireworks import states as st
 from prefect_fireworks.dictmods import apply_mod
 from prefect_fireworks.models import FWAction, Workflow, isoformat, parent_links, utcnow
+from prefect_fireworks.queries import find_by_ids
 
 if TYPE_CHECKING:
     from prefect_fireworks.launchpad import LaunchPad
+
 
 _FW_FIELDS = {
     "fw_id": 1,
@@ -70,7 +72,7 @@ class WorkflowEditor:
         missing = [i for i in set(fw_ids) if i not in self.fws]
         if not missing:
             return
-        for doc in self.lp.fireworks.find({"fw_id": {"$in": missing}}, _FW_FIELDS):
+        for doc in find_by_ids(self.lp.fireworks, "fw_id", missing, _FW_FIELDS):
             doc.pop("_id", None)
             doc.setdefault("launches", [])
             doc.setdefault("archived_launches", [])
@@ -91,7 +93,7 @@ class WorkflowEditor:
         if not missing:
             return
         proj = {"launch_id": 1, "state": 1, "time_end": 1, "action": 1, "launch_dir": 1}
-        for doc in self.lp.launches.find({"launch_id": {"$in": missing}}, proj):
+        for doc in find_by_ids(self.lp.launches, "launch_id", missing, proj):
             doc.pop("_id", None)
             self._launches[doc["launch_id"]] = doc
 

@@ -26,6 +26,7 @@ from pymongo import ASCENDING, DESCENDING
 from prefect_fireworks import states as st
 from prefect_fireworks.engine import WorkflowEditor
 from prefect_fireworks.models import Firework, FWAction, Launch, Workflow, isoformat, utcnow
+from prefect_fireworks.queries import find_by_ids, id_queries
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -413,7 +414,7 @@ class LaunchPad:
         doc = self.get_wf_doc(fw_id)
         fws = [
             Firework.from_dict(d)
-            for d in self.fireworks.find({"fw_id": {"$in": doc["nodes"]}}, {"_id": 0})
+            for d in find_by_ids(self.fireworks, "fw_id", doc["nodes"], {"_id": 0})
         ]
         fws.sort(key=lambda f: f.fw_id)
         return Workflow(
@@ -467,13 +468,10 @@ class LaunchPad:
         check_query(query)
         if launches_mode:
             ids = self._fw_ids_from_launches(query)
-            if sort:
-                order = {
-                    d["fw_id"]: i
-                    for i, d in enumerate(
-                        self._sorted(self.fireworks, {"fw_id": {"$in": ids}}, sort, 0, "fw_id")
-                    )
-                }
+            if sort and ids:
+                id_filter = {"$or": id_queries("fw_id", ids)}
+                ranked = self._sorted(self.fireworks, id_filter, sort, 0, "fw_id")
+                order = {d["fw_id"]: i for i, d in enumerate(ranked)}
                 ids.sort(key=lambda i: order.get(i, 0))
             if limit:
                 ids = ids[:limit]
