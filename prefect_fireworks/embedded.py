@@ -157,7 +157,7 @@ def ensure_running(home: Path | None = None) -> str:
     """Return the URI of the embedded server, starting it if it is not running.
 
     The fast path (a live server is recorded in the state file) costs one file read, one process
-    check and one TCP connection: a few milliseconds.
+    check and one ``ping`` over a raw socket: about a millisecond.
 
     Args:
         home: Home directory of the server; defaults to the ``HOME`` setting.
@@ -303,24 +303,18 @@ def _is_our_server(info: ServerInfo) -> bool:
     return SERVER_SCRIPT in cmdline and str(info.data_dir) in cmdline
 
 
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether something accepts connections on ``host:port`` (the socket is closed unused)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def _wire_command(
+    host: str, port: int, command: dict[str, Any], timeout: float = 1.0
+) -> dict[str, Any] | None:
+    """Run one command on ``admin`` over a raw socket (one OP_MSG): cheaper than a MongoClient.
 
-
-def _wire_ping(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Send one MongoDB ``ping`` (OP_MSG) over a raw socket: cheaper than a MongoClient.
-
-    SecantusDB must always receive a complete message: a connection closed before its first
-    message can leave the server unable to shut down on SIGTERM.
+    Returns the reply, or ``None`` when nothing answers. SecantusDB must always receive a
+    complete message: a connection closed before its first message can leave the server unable
+    to shut down on SIGTERM, so never probe it with a bare TCP connect.
     """
     import bson  # pymongo's; deferred to keep the import of this module light
 
-    body = b"\x00\x00\x00\x00" + b"\x00" + bson.encode({"ping": 1, "$db": "admin"})
+    body = b"\x00\x00\x00\x00" + b"\x00" + bson.encode({**command, "$db": "admin"})
     header = struct.pack("<iiii", 16 + len(body), 1, 0, _OP_MSG)
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -329,15 +323,18 @@ def _wire_ping(host: str, port: int, timeout: float = 1.0) -> bool:
             while len(reply) < 4 or len(reply) < struct.unpack("<i", reply[:4])[0]:
                 chunk = sock.recv(65536)
                 if not chunk:
-                    return False
+                    return None
                 reply += chunk
-    except OSError:
-        return False
-    try:
-        answer = bson.decode(reply[21:])
-    except Exception:
-        return False
-    return bool(answer.get("ok"))
+        # header (16) + flagBits (4) + section kind (1), then the reply document
+        answer: dict[str, Any] = bson.decode(reply[21:])
+    except (OSError, struct.error, bson.errors.BSONError):
+        return None
+    return answer
+
+
+def _wire_ping(host: str, port: int, timeout: float = 1.0) -> bool:
+    answer = _wire_command(host, port, {"ping": 1}, timeout)
+    return answer is not None and bool(answer.get("ok"))
 
 
 def _is_serving(info: ServerInfo) -> bool:
@@ -460,32 +457,13 @@ def _spawn(home: Path, port: int | None, timeout: float) -> ServerInfo:
 
 def _wait_ready(proc: subprocess.Popen[bytes], info: ServerInfo, deadline: float) -> str:
     """Poll until the server answers as itself: ``"ready"``, ``"exited"`` or ``"timeout"``."""
-    import pymongo  # deferred: the fast path of `ensure_running` does not need it
-
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return "exited"
-        if _wire_ping(info.host, info.port, timeout=0.5):
-            break
-        time.sleep(_POLL_INTERVAL)
-    else:
-        return "timeout"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return "exited"
-        remaining_ms = max(100, int((deadline - time.monotonic()) * 1000))
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-            info.uri, serverSelectionTimeoutMS=min(remaining_ms, 2000), connect=False
-        )
-        try:
-            # Another server may hold the port (our process then fails to bind and exits):
-            # only our own pid counts as ready.
-            server_pid = client.admin.command("serverStatus").get("pid", proc.pid)
-            if server_pid == proc.pid:
-                return "ready"
-        except pymongo.errors.PyMongoError:
-            pass
-        finally:
-            client.close()
+        answer = _wire_command(info.host, info.port, {"serverStatus": 1}, timeout=2.0)
+        # Another server may hold the port (ours then fails to bind and exits): only an
+        # answer from our own pid counts.
+        if answer is not None and answer.get("ok") and answer.get("pid", proc.pid) == proc.pid:
+            return "ready"
         time.sleep(_POLL_INTERVAL)
     return "exited" if proc.poll() is not None else "timeout"
