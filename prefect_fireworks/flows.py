@@ -289,8 +289,13 @@ class _Launcher:
         launch_root: str | None,
         ping_secs: float,
         capacity: int,
+        wf_key: int | None = None,
+        tag_runs: bool = True,
     ) -> None:
         self.lp = lp
+        self.tag_runs = tag_runs
+        #: the workflow's id when every launch is of one workflow (saves a lookup per launch).
+        self.wf_key = wf_key
         self.launchpad = launchpad
         self.fworker = fworker
         self.launch_root = launch_root
@@ -317,7 +322,10 @@ class _Launcher:
         if fw_doc is None or launch_id is None:
             return False
         fid = int(fw_doc["fw_id"])
-        wf = self.lp.workflows.find_one({"nodes": fid}, {"nodes": 1, "_id": 0}) or {}
+        wf_key = self.wf_key
+        if wf_key is None:
+            wf = self.lp.workflows.find_one({"nodes": fid}, {"nodes": 1, "_id": 0}) or {}
+            wf_key = _wf_key(wf.get("nodes", []))
         kwargs = {
             "fw_id": fid,
             "launch_id": launch_id,
@@ -326,7 +334,8 @@ class _Launcher:
             "fworker_name": self.fworker.name,
             "ping_secs": self.ping_secs,
         }
-        with tags(f"fw:{fid}", f"wf:{_wf_key(wf.get('nodes', []))}"):
+        run_tags = (f"fw:{fid}", f"wf:{wf_key}") if self.tag_runs else ()
+        with tags(*run_tags):
             if self.capacity == 1:
                 # One at a time: run in the flow's thread (no executor hop).
                 state = launch_firework(**kwargs, return_state=True)
@@ -369,6 +378,7 @@ def run_workflow(
     max_parallel: int | None = None,
     poll_secs: float = 0.5,
     ping_secs: float = PING_TIME_SECS,
+    tag_task_runs: bool = True,
 ) -> State[Any]:
     """Run a workflow: every Firework as it becomes READY, until nothing is READY or RUNNING.
 
@@ -383,6 +393,9 @@ def run_workflow(
         max_parallel: launches in flight at once (default: the task runner's width).
         poll_secs: how often to look again while another runner holds a Firework.
         ping_secs: heartbeat interval of each launch.
+        tag_task_runs: tag each task run ``fw:<id>``/``wf:<id>``. Prefect checks tag
+            concurrency limits on the API for every tagged task run, which costs a round trip
+            or more per Firework; turn off for many tiny Fireworks.
 
     Returns:
         ``Completed`` when the workflow is COMPLETED, ``Failed(name="Fizzled")`` when FIZZLED,
@@ -391,24 +404,34 @@ def run_workflow(
     lp = get_launchpad(launchpad)
     wf = lp.get_wf_doc(wf_id, {"nodes": 1, "name": 1})
     fworker = FWorker(name=fworker_name) if fworker_name else FWorker()
-    runner = _Launcher(lp, launchpad, fworker, launch_root, ping_secs, _capacity(max_parallel))
+    runner = _Launcher(
+        lp,
+        launchpad,
+        fworker,
+        launch_root,
+        ping_secs,
+        _capacity(max_parallel),
+        wf_key=_wf_key(wf["nodes"]),
+        tag_runs=tag_task_runs,
+    )
+    # READY Fireworks seen at the last read, best first. The workflow document is read again
+    # only when this queue is empty, so a wide fan-out costs one read, not one per launch;
+    # a queued Firework someone else took is simply not claimed.
+    queue: list[int] = []
     while True:
-        doc = lp.workflows.find_one({"_id": wf["_id"]}, {"fw_states": 1, "_id": 0}) or {}
-        fw_states = {int(k): v for k, v in (doc.get("fw_states") or {}).items()}
-        ready = _by_priority(lp, [i for i, s in fw_states.items() if s == st.READY])
-        started = False
-        for fid in ready:
-            if not runner.has_room:
-                break
-            started |= runner.launch(fid)
+        if not queue:
+            doc = lp.workflows.find_one({"_id": wf["_id"]}, {"fw_states": 1, "_id": 0}) or {}
+            fw_states = {int(k): v for k, v in (doc.get("fw_states") or {}).items()}
+            queue = _by_priority(lp, [i for i, s in fw_states.items() if s == st.READY])
+            if not queue and not runner.pending:
+                if not any(s in st.ACTIVE_STATES for s in fw_states.values()):
+                    break
+                time.sleep(poll_secs)  # another runner holds some Firework of this workflow
+                continue
+        while queue and runner.has_room:
+            runner.launch(queue.pop(0))
         if runner.pending:
             runner.wait_one()
-            continue
-        if started:
-            continue
-        if not any(s in st.ACTIVE_STATES for s in fw_states.values()) and not ready:
-            break
-        time.sleep(poll_secs)  # another runner holds some Firework of this workflow
     final = lp.workflows.find_one({"_id": wf["_id"]}, {"state": 1, "name": 1, "_id": 0}) or {}
     wf_state = final.get("state", st.READY)
     summary = runner.summary
@@ -451,6 +474,7 @@ def rapidfire(
     launch_root: str | None = None,
     max_parallel: int | None = None,
     ping_secs: float = PING_TIME_SECS,
+    tag_task_runs: bool = True,
 ) -> State[Any]:
     """Drain READY Fireworks of any workflow (FireWorks' ``rlaunch rapidfire``).
 
@@ -467,6 +491,7 @@ def rapidfire(
         launch_root: where launch directories go.
         max_parallel: launches in flight at once (default: the task runner's width).
         ping_secs: heartbeat interval of each launch.
+        tag_task_runs: tag each task run ``fw:<id>``/``wf:<id>`` (see `run_workflow`).
 
     Returns:
         ``Completed`` when no launch fizzled, else ``Failed(name="Fizzled")``; summary as data.
@@ -475,7 +500,15 @@ def rapidfire(
     base = FWorker(
         name=fworker_name or FWorker().name, category=category or "", query=dict(query or {})
     )
-    runner = _Launcher(lp, launchpad, base, launch_root, ping_secs, _capacity(max_parallel))
+    runner = _Launcher(
+        lp,
+        launchpad,
+        base,
+        launch_root,
+        ping_secs,
+        _capacity(max_parallel),
+        tag_runs=tag_task_runs,
+    )
     wf_oid = lp.get_wf_doc(wf_id, {"_id": 1})["_id"] if wf_id is not None else None
     launched = 0
     loops = 0
