@@ -261,3 +261,22 @@ def test_dask_runs_a_fan_out_in_parallel(lp, tmp_path):
     ends = sorted(x["time_end"] for x in launches)
     assert starts[-1] < ends[0], (starts, ends, elapsed)
     assert len({x["launch_dir"] for x in launches}) == 4
+
+
+def test_quickstart_example_fizzles_the_middle_firework(lp, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "quickstart.py"
+    spec = importlib.util.spec_from_file_location("quickstart_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--workdir", str(tmp_path)])
+    assert result["state"].name == "Fizzled"
+    (fz,) = result["fizzled"]
+    assert fz["name"] == "compute" and fz["failed_task"] == 1
+    states = {d["name"]: d["state"] for d in lp.fireworks.find({})}
+    assert states == {"prepare": "COMPLETED", "compute": "FIZZLED", "report": "WAITING"}
+    prepare = lp.launches.find_one({"fw_id": 1})
+    assert prepare["action"]["update_spec"] == {"input_size": 3}
