@@ -57,6 +57,14 @@ MaxParallelOpt = Annotated[
     int | None,
     typer.Option("--max-parallel", help="Launches in flight at once (default: 1)."),
 ]
+NoTagsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-tags",
+        help="Do not tag task runs fw:<id>/wf:<id> (Prefect checks tag concurrency limits on "
+        "the API for every tagged task run: faster for many tiny Fireworks).",
+    ),
+]
 PingOpt = Annotated[
     float, typer.Option("--ping-secs", help="Heartbeat interval of each launch (s).")
 ]
@@ -98,6 +106,7 @@ def rapidfire_cmd(
     launch_root: LaunchRootOpt = None,
     max_parallel: MaxParallelOpt = None,
     ping_secs: PingOpt = 3600.0,
+    no_tags: NoTagsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run READY Fireworks of any workflow, one flow run of `rapidfire` (FireWorks' rlaunch).
@@ -124,6 +133,7 @@ def rapidfire_cmd(
             launch_root=launch_root,
             max_parallel=max_parallel,
             ping_secs=ping_secs,
+            tag_task_runs=not no_tags,
             return_state=True,
         )
     _report(state, as_json)
@@ -136,6 +146,7 @@ def run_workflow_cmd(
     launch_root: LaunchRootOpt = None,
     max_parallel: MaxParallelOpt = None,
     ping_secs: PingOpt = 3600.0,
+    no_tags: NoTagsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one workflow to the end as one Prefect flow run (`run-workflow`).
@@ -154,6 +165,7 @@ def run_workflow_cmd(
             launch_root=launch_root,
             max_parallel=max_parallel,
             ping_secs=ping_secs,
+            tag_task_runs=not no_tags,
             return_state=True,
         )
     _report(state, as_json)
