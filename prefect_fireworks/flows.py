@@ -41,6 +41,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_fireworks import states as st
+from prefect_fireworks.artifacts import publish_launch, publish_workflow_progress
 from prefect_fireworks.launchpad import FWorker
 from prefect_fireworks.rocket import PING_TIME_SECS, Rocket, RocketResult, checkout
 
@@ -72,6 +73,18 @@ def _sequential() -> Any:
     return ThreadPoolTaskRunner(max_workers=1)
 
 
+class FireworksRunError(RuntimeError):
+    """A workflow or rapidfire run ended with FIZZLED (or unfinished) Fireworks.
+
+    It is the data of the flow's Failed state, so calling the flow without
+    ``return_state=True`` raises it; ``summary`` holds the run summary.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 _LP_CACHE: dict[tuple[Any, ...], LaunchPad] = {}
 _LP_LOCK = threading.Lock()
 
@@ -99,15 +112,10 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
                 from prefect_fireworks.launchpad import LaunchPad
 
                 lp = LaunchPad.from_file(block_name)
-            elif block_name:
-                from prefect_fireworks.blocks import FireworksLaunchPad
-
-                block = FireworksLaunchPad.load(block_name)
-                lp = block.get_launchpad()  # type: ignore[union-attr]
             else:
-                from prefect_fireworks.launchpad import LaunchPad
+                from prefect_fireworks.blocks import load_launchpad
 
-                lp = LaunchPad.auto_load()
+                lp = load_launchpad(block_name)
             lp.ensure_initialized()
             _LP_CACHE[key] = lp
         return lp
@@ -163,6 +171,7 @@ def launch_firework(
         launch_fields=fields,
     ).run()
     summary = result.to_dict()
+    publish_launch(lp, result.launch_id, fw=fw_doc, result=result)
     if result.fizzled:
         _emit_fizzled(lp, result)
         return Failed(
@@ -418,6 +427,7 @@ def run_workflow(
     # only when this queue is empty, so a wide fan-out costs one read, not one per launch;
     # a queued Firework someone else took is simply not claimed.
     queue: list[int] = []
+    progress = publish_workflow_progress(lp, wf_id)
     while True:
         if not queue:
             doc = lp.workflows.find_one({"_id": wf["_id"]}, {"fw_states": 1, "_id": 0}) or {}
@@ -432,6 +442,8 @@ def run_workflow(
             runner.launch(queue.pop(0))
         if runner.pending:
             runner.wait_one()
+            publish_workflow_progress(lp, wf_id, progress)
+    publish_workflow_progress(lp, wf_id, progress)
     final = lp.workflows.find_one({"_id": wf["_id"]}, {"state": 1, "name": 1, "_id": 0}) or {}
     wf_state = final.get("state", st.READY)
     summary = runner.summary
@@ -440,10 +452,10 @@ def run_workflow(
     if wf_state == st.COMPLETED:
         return Completed(message=message, data=data)
     if wf_state == st.FIZZLED:
-        return Failed(name="Fizzled", message=message, data=data)
+        return Failed(name="Fizzled", message=message, data=FireworksRunError(message, data))
     if wf_state in (st.DEFUSED, st.PAUSED, st.ARCHIVED):
         return Cancelled(name=wf_state.title(), message=message, data=data)
-    return Failed(message=message, data=data)
+    return Failed(message=message, data=FireworksRunError(message, data))
 
 
 def _by_priority(lp: LaunchPad, fw_ids: list[int]) -> list[int]:
@@ -540,7 +552,8 @@ def rapidfire(
     summary = runner.summary
     data = summary.to_dict()
     if summary.fizzled:
-        return Failed(name="Fizzled", message=f"rapidfire: {summary.line()}", data=data)
+        msg = f"rapidfire: {summary.line()}"
+        return Failed(name="Fizzled", message=msg, data=FireworksRunError(msg, data))
     return Completed(message=f"rapidfire: {summary.line()}", data=data)
 
 

@@ -114,7 +114,11 @@ def test_propagated_update_spec_reaches_every_descendant(lp, tmp_path):
         assert spec["from_parent"] == 3 and spec["pushed"] == [3]
 
 
-def _wait_for_event(name: str, resource_id: str, timeout: float = 30) -> Any:
+def _wait_for_event(
+    name: str, resource_id: str, related_to: str | None = None, timeout: float = 30
+) -> Any:
+    """Events of this name and resource (the session's API holds other tests' events too:
+    ``related_to`` keeps those related to one flow or task run)."""
     from prefect import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
@@ -128,8 +132,11 @@ def _wait_for_event(name: str, resource_id: str, timeout: float = 30) -> Any:
                 ),
                 limit=50,  # the server refuses the client's default of 100
             )
-        if page.events or time.monotonic() > deadline:
-            return page.events
+        events = [
+            e for e in page.events if related_to is None or related_to in {r.id for r in e.related}
+        ]
+        if events or time.monotonic() > deadline:
+            return events
         time.sleep(0.5)
 
 
@@ -161,7 +168,7 @@ def test_failure_fizzles_task_and_flow_and_emits_the_event(lp, tmp_path):
     assert "boom in FailTask" in launch["action"]["stored_data"]["_exception"]["_stacktrace"]
     assert lp.fireworks.find_one({"fw_id": 3})["state"] == st.WAITING
 
-    events = _wait_for_event(FIZZLED_EVENT, "fireworks.firework.2")
+    events = _wait_for_event(FIZZLED_EVENT, "fireworks.firework.2", f"prefect.flow-run.{fr.id}")
     assert events, "no fireworks.firework.fizzled event"
     ev = events[0]
     assert ev.payload["fw_id"] == 2 and ev.payload["launch_id"] == launch["launch_id"]
@@ -263,7 +270,7 @@ def test_dask_runs_a_fan_out_in_parallel(lp, tmp_path):
     assert len({x["launch_dir"] for x in launches}) == 4
 
 
-def test_quickstart_example_fizzles_the_middle_firework(lp, tmp_path):
+def _quickstart_module():
     import importlib.util
     from pathlib import Path
 
@@ -272,7 +279,11 @@ def test_quickstart_example_fizzles_the_middle_firework(lp, tmp_path):
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main(["--workdir", str(tmp_path)])
+    return module
+
+
+def test_quickstart_example_fizzles_the_middle_firework(lp, tmp_path):
+    result = _quickstart_module().main(["--workdir", str(tmp_path), "--stop-after-fizzle"])
     assert result["state"].name == "Fizzled"
     (fz,) = result["fizzled"]
     assert fz["name"] == "compute" and fz["failed_task"] == 1
@@ -280,3 +291,24 @@ def test_quickstart_example_fizzles_the_middle_firework(lp, tmp_path):
     assert states == {"prepare": "COMPLETED", "compute": "FIZZLED", "report": "WAITING"}
     prepare = lp.launches.find_one({"fw_id": 1})
     assert prepare["action"]["update_spec"] == {"input_size": 3}
+
+
+def test_quickstart_example_reruns_task_level_and_completes(lp, tmp_path):
+    result = _quickstart_module().main(["--workdir", str(tmp_path)])
+    assert result["state"].name == "Fizzled"
+    assert result["final_state"].is_completed()
+    assert result["workflow_state"] == "COMPLETED"
+    states = {d["name"]: d["state"] for d in lp.fireworks.find({})}
+    assert states == {"prepare": "COMPLETED", "compute": "COMPLETED", "report": "COMPLETED"}
+    rerun = result["rerun"]
+    assert len(rerun["archived_launches"]) == 1 and len(rerun["launches"]) == 1
+    assert rerun["recovery_task_n"] == 1
+    # the first launch failed in task 1; the rerun ran tasks 1 and 2 (task 0 not again)
+    assert rerun["launch_states"] == ["FIZZLED", "COMPLETED"]
+    assert rerun["last_task_n"] == [1, None]
+    new_dir = lp.get_launch_by_id(rerun["launches"][0]).launch_dir
+    assert (tmp_path / "launches").exists() and new_dir
+    from pathlib import Path
+
+    assert Path(new_dir, "result.txt").read_text().strip() == "42"
+    assert not Path(new_dir, "step1.txt").exists()  # task 0 was not run again

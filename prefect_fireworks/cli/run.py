@@ -78,7 +78,11 @@ def _launchpad_ref() -> str | None:
 
 
 def _report(state: Any, as_json: bool) -> None:
+    from prefect_fireworks.flows import FireworksRunError
+
     data = state.result(raise_on_failure=False)
+    if isinstance(data, FireworksRunError):
+        data = data.summary
     if not isinstance(data, dict):
         data = {"error": str(data)}
     if as_json:
