@@ -744,7 +744,25 @@ class LaunchPad:
         return None
 
     def _set_cached_state(self, fw_id: int, state: str) -> None:
-        # The Firework document is already written: only the cached state changes.
+        # The Firework document is already written: only the cached state changes. When the
+        # workflow is READY/RESERVED/RUNNING and unlocked, a Firework starting makes it
+        # RUNNING (RESERVED for a reservation) whatever the others are: one atomic write,
+        # no lock cycle. Otherwise (DEFUSED, PAUSED, FIZZLED...) recompute under the lock.
+        if state in st.ACTIVE_STATES:
+            wf_state = st.RUNNING if state == st.RUNNING else None
+            allowed = [st.READY, st.RESERVED, st.RUNNING] if wf_state else [st.READY, st.RESERVED]
+            res = self.workflows.update_one(
+                {"nodes": fw_id, "locked": {"$exists": False}, "state": {"$in": allowed}},
+                {
+                    "$set": {
+                        f"fw_states.{fw_id}": state,
+                        "state": wf_state or st.RESERVED,
+                        "updated_on": utcnow(),
+                    }
+                },
+            )
+            if res.modified_count == 1:
+                return
         with self.edit_workflow(fw_id) as ed:
             ed.fw_states[fw_id] = state
 
@@ -793,15 +811,14 @@ class LaunchPad:
         Returns:
             False when the launch is no longer RUNNING (it was rerun or completed).
         """
-        doc = self.launches.find_one({"launch_id": launch_id}, {"state_history": 1})
-        if not doc or not doc.get("state_history"):
-            return False
-        idx = len(doc["state_history"]) - 1
-        sets: dict[str, Any] = {f"state_history.{idx}.updated_on": isoformat()}
+        # While a launch is RUNNING its last history entry is its (only) RUNNING entry, so the
+        # positional operator stamps it in one round trip.
+        sets: dict[str, Any] = {"state_history.$.updated_on": isoformat()}
         if checkpoint is not None:
-            sets[f"state_history.{idx}.checkpoint"] = dict(checkpoint)
+            sets["state_history.$.checkpoint"] = dict(checkpoint)
         res = self.launches.update_one(
-            {"launch_id": launch_id, "state": st.RUNNING}, {"$set": sets}
+            {"launch_id": launch_id, "state": st.RUNNING, "state_history.state": st.RUNNING},
+            {"$set": sets},
         )
         return res.matched_count == 1
 

@@ -166,3 +166,35 @@ def test_unknown_firework_errors(lp):
         lp.get_fw_dict_by_id(99)
     with pytest.raises(ValueError, match="launch_id: 7 does not exist"):
         lp.get_launch_by_id(7)
+
+
+def test_checkout_keeps_the_workflow_state_rule(lp):
+    # a READY workflow becomes RUNNING when a Firework starts (one atomic write)...
+    lp.add_wf(diamond())
+    lp.checkout_fw(FWorker(), "/tmp")
+    assert lp.workflows.find_one({"nodes": 1})["state"] == "RUNNING"
+    # ...but a workflow with a DEFUSED Firework stays DEFUSED (recomputed under the lock)
+    x = _fw("x")
+    y = _fw("y")
+    lp.add_wf(Workflow([x, y], name="two roots"))
+    lp.fireworks.update_one({"fw_id": 6}, {"$set": {"state": "DEFUSED"}})
+    lp.workflows.update_one({"nodes": 5}, {"$set": {"fw_states.6": "DEFUSED", "state": "DEFUSED"}})
+    fw, _ = lp.checkout_fw(FWorker(), "/tmp", fw_id=5)
+    assert fw["fw_id"] == 5
+    wf = lp.workflows.find_one({"nodes": 5})
+    assert wf["fw_states"] == {"5": "RUNNING", "6": "DEFUSED"} and wf["state"] == "DEFUSED"
+
+
+def test_ping_stamps_the_running_entry_and_stops_after_completion(lp):
+    lp.add_wf(diamond())
+    _, lid = lp.checkout_fw(FWorker(), "/tmp")
+    assert lp.ping_launch(lid, {"_task_n": 2, "_all_stored_data": {"a": 1}})
+    (entry,) = lp.launches.find_one({"launch_id": lid})["state_history"]
+    assert entry["state"] == "RUNNING" and entry["checkpoint"]["_task_n"] == 2
+    assert entry["updated_on"] >= entry["created_on"]
+    lp.complete_launch(lid, {"stored_data": {}}, st.FIZZLED)
+    assert not lp.ping_launch(lid, {"_task_n": 3})
+    history = lp.launches.find_one({"launch_id": lid})["state_history"]
+    # the FIZZLED entry inherits the last checkpoint, as in FireWorks
+    assert [h["state"] for h in history] == ["RUNNING", "FIZZLED"]
+    assert history[-1]["checkpoint"]["_task_n"] == 2
