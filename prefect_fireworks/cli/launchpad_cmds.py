@@ -18,7 +18,6 @@ from prefect_fireworks.cli.common import (
     LaunchesModeOpt,
     MaxOpt,
     NameOpt,
-    PasswordOpt,
     QueryOpt,
     RSortOpt,
     SortOpt,
@@ -204,7 +203,12 @@ def get_launchdir(
 
 
 @command(app, "reset")
-def reset(password: PasswordOpt = None) -> None:
+def reset(
+    password: Annotated[
+        str | None,
+        typer.Option("--password", help="Today's date (YYYY-MM-DD), to confirm without a prompt."),
+    ] = None,
+) -> None:
     """Delete every workflow, Firework and launch of the LaunchPad's database.
 
     Needs --password (today's date) or, on a terminal, typing the database name.

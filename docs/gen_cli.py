@@ -1,0 +1,60 @@
+"""Write docs/cli.md from the lpad app itself (``python docs/gen_cli.py``).
+
+tests/test_docs_cli.py checks the file is current, so the reference never drifts from the code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import typer.main
+
+HEADER = """# `lpad` reference
+
+Generated from the command line itself by `python docs/gen_cli.py`; do not edit by hand.
+FireWorks' underscore names (`get_fws`, `rerun_fws`, ...) are the documented ones; the dash-case
+forms (`get-fws`, `rerun-fws`, ...) work too.
+"""
+
+
+def _section(cmd: Any, path: list[str], level: int) -> list[str]:
+    ctx = click.Context(cmd, info_name=" ".join(path))
+    out = [f"{'#' * level} `{' '.join(path)}`", ""]
+    help_text = (cmd.help or "").strip()
+    if help_text:
+        out += [help_text, ""]
+    out += ["```text", cmd.get_usage(ctx).strip(), "```", ""]
+    rows = []
+    for param in cmd.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        names, text = record
+        rows.append(f"- `{names}`: {text.strip()}" if text else f"- `{names}`")
+    if rows:
+        out += [*rows, ""]
+    if hasattr(cmd, "list_commands"):
+        for name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, name)
+            if sub is None or sub.hidden:
+                continue
+            out += _section(sub, [*path, name], min(level + 1, 4))
+    return out
+
+
+def render() -> str:
+    """The reference as markdown."""
+    from prefect_fireworks.cli import app
+
+    group = typer.main.get_command(app)
+    lines = [HEADER, *_section(group, ["lpad"], 2)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    target = Path(__file__).with_name("cli.md")
+    target.write_text(render())
+    sys.stdout.write(f"wrote {target}\n")
