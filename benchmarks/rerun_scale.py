@@ -67,14 +67,14 @@ def complete_all(lp: LaunchPad, fw_ids: list[int]) -> None:
         ordered=False,
     )
     lp.fireworks.update_many(
-        {"fw_id": {"$in": fw_ids}},
+        {"fw_id": {"$gte": min(fw_ids), "$lte": max(fw_ids)}},
         [{"$set": {"state": st.COMPLETED, "launches": ["$fw_id"], "updated_on": now}}],
     )
     lp.workflows.update_one(
         {"nodes": fw_ids[0]},
         {
             "$set": {
-                **{f"fw_states.{i}": st.COMPLETED for i in fw_ids},
+                "fw_states": {str(i): st.COMPLETED for i in fw_ids},
                 "state": st.COMPLETED,
             }
         },
