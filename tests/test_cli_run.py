@@ -110,7 +110,7 @@ def test_four_rapidfire_processes_never_run_a_firework_twice(lp, tmp_path):
     }
     procs = [
         subprocess.Popen(
-            [lpad, "rapidfire", "--json", "--sleep", "0", "--fworker-name", f"w{k}", "--no-tags"],
+            [lpad, "rapidfire", "--json", "--sleep", "0", "--fworker-name", f"w{k}"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

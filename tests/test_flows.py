@@ -62,7 +62,7 @@ def test_dynamic_workflow_runs_as_one_flow_run(lp, tmp_path):
     leaf = Firework([ActionTask(see=["from_parent", "pushed"])], name="leaf", parents=[mid])
     lp.add_wf(Workflow([root, mid, leaf], name="dynamic"))
 
-    state = run_workflow(1, launch_root=str(tmp_path), return_state=True)
+    state = run_workflow(1, launch_root=str(tmp_path), tag_task_runs=True, return_state=True)
     assert state.is_completed(), state.message
     assert state.name == "Completed"
 
@@ -93,7 +93,7 @@ def test_dynamic_workflow_runs_as_one_flow_run(lp, tmp_path):
         f"fw-{detour}-detour",
     }
     assert all(r.state.name == "Completed" for r in runs.values())
-    assert set(runs["fw-2-mid"].tags) == {"fw:2", "wf:1"}
+    assert set(runs["fw-2-mid"].tags) == {"fw:2", "wf:1"}  # opted in above
     launch = lp.launches.find_one({"fw_id": 2})
     assert launch["prefect"] == {
         "task_run_id": str(runs["fw-2-mid"].id),

@@ -57,12 +57,13 @@ MaxParallelOpt = Annotated[
     int | None,
     typer.Option("--max-parallel", help="Launches in flight at once (default: 1)."),
 ]
-NoTagsOpt = Annotated[
+TagsOpt = Annotated[
     bool,
     typer.Option(
-        "--no-tags",
-        help="Do not tag task runs fw:<id>/wf:<id> (Prefect checks tag concurrency limits on "
-        "the API for every tagged task run: faster for many tiny Fireworks).",
+        "--tags/--no-tags",
+        help="Tag each task run fw:<id> and wf:<id> (for tag-based concurrency limits). Off by "
+        "default: Prefect acquires a concurrency lease for every tag of every task run, which "
+        "costs 50 ms to 0.9 s per Firework.",
     ),
 ]
 PingOpt = Annotated[
@@ -110,7 +111,7 @@ def rapidfire_cmd(
     launch_root: LaunchRootOpt = None,
     max_parallel: MaxParallelOpt = None,
     ping_secs: PingOpt = 3600.0,
-    no_tags: NoTagsOpt = False,
+    tags: TagsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run READY Fireworks of any workflow, one flow run of `rapidfire` (FireWorks' rlaunch).
@@ -137,7 +138,7 @@ def rapidfire_cmd(
             launch_root=launch_root,
             max_parallel=max_parallel,
             ping_secs=ping_secs,
-            tag_task_runs=not no_tags,
+            tag_task_runs=tags,
             return_state=True,
         )
     _report(state, as_json)
@@ -150,7 +151,7 @@ def run_workflow_cmd(
     launch_root: LaunchRootOpt = None,
     max_parallel: MaxParallelOpt = None,
     ping_secs: PingOpt = 3600.0,
-    no_tags: NoTagsOpt = False,
+    tags: TagsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one workflow to the end as one Prefect flow run (`run-workflow`).
@@ -169,7 +170,7 @@ def run_workflow_cmd(
             launch_root=launch_root,
             max_parallel=max_parallel,
             ping_secs=ping_secs,
-            tag_task_runs=not no_tags,
+            tag_task_runs=tags,
             return_state=True,
         )
     _report(state, as_json)
