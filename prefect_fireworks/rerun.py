@@ -55,6 +55,10 @@ _RESET_FIELDS = frozenset({"state", "updated_on", "launches", "archived_launches
 MAX_DOTTED_FW_STATES = 64
 
 
+DEFAULT_MAX_RERUNS = 3
+"""Default budget of automatic reruns per Firework (counted from its archived launches)."""
+
+
 def except_details_default() -> bool:
     """FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default False), from the environment."""
     return os.environ.get(EXCEPT_DETAILS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -37,6 +37,7 @@ from prefect_fireworks import states as st
 from prefect_fireworks.artifacts import publish_rerun
 from prefect_fireworks.blocks import load_launchpad
 from prefect_fireworks.deployments import RUN_WORKFLOW, find_deployment
+from prefect_fireworks.rerun import DEFAULT_MAX_RERUNS
 
 if TYPE_CHECKING:
     from prefect_fireworks.launchpad import LaunchPad
@@ -49,8 +50,6 @@ __all__ = [
     "rerun_fws",
 ]
 
-DEFAULT_MAX_RERUNS = 3
-"""Default budget of automatic reruns per Firework (counted from its archived launches)."""
 
 STACKTRACE_KEY = "action.stored_data._exception._stacktrace"
 """Where FireWorks records a FIZZLED launch's stack trace (in the launches collection)."""

@@ -13,7 +13,7 @@ import typer
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import OUT, STATE, JsonOpt, UsageError, command
 from prefect_fireworks.deployments import DETECT_LOSTRUNS_CRON
-from prefect_fireworks.rerun_flows import DEFAULT_MAX_RERUNS
+from prefect_fireworks.rerun import DEFAULT_MAX_RERUNS
 
 automations_app = typer.Typer(
     help="Automations that rerun FIZZLED Fireworks (event-driven, and a cron sweep).",
