@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pymongo import UpdateOne
 
 from prefect_fireworks import states as st
-from prefect_fireworks.engine import _FW_FIELDS, WorkflowEditor
+from prefect_fireworks.engine import WorkflowEditor
 from prefect_fireworks.models import isoformat
 from prefect_fireworks.queries import id_queries
 from prefect_fireworks.selectors import Selector, confirm_mass
@@ -50,9 +50,6 @@ Progress = Callable[[int], None]
 _WF_FIELDS = {"nodes": 1, "links": 1, "fw_states": 1, "state": 1}
 #: Fields a reset changes; Fireworks changed in nothing else are written in groups.
 _RESET_FIELDS = frozenset({"state", "updated_on", "launches", "archived_launches"})
-#: Above this many changed ``fw_states`` keys the map is written whole (under the lock, this is
-#: the same update; on the embedded server 1,000 dotted keys cost ~1.8 s, the map 0.1 s).
-MAX_DOTTED_FW_STATES = 64
 
 
 DEFAULT_MAX_RERUNS = 3
@@ -241,21 +238,6 @@ class _RerunEditor(WorkflowEditor):
         moved.extend(i for i in fw["launches"] if i not in moved)
         super()._reset_one(fw_id, except_details)
 
-    def load_fws(self, fw_ids: Iterable[int]) -> None:
-        """Load the Firework documents not loaded yet, by id ranges."""
-        missing = [i for i in set(fw_ids) if i not in self.fws]
-        if not missing:
-            return
-        for q in id_queries("fw_id", missing):
-            for doc in self.lp.fireworks.find(q, _FW_FIELDS):
-                doc.pop("_id", None)
-                doc.setdefault("launches", [])
-                doc.setdefault("archived_launches", [])
-                self.fws[doc["fw_id"]] = doc
-        for i in missing:
-            if i not in self.fws:
-                raise ValueError(f"FW with id: {i} not found!")
-
     def commit_grouped(self) -> str:
         """Commit, writing Fireworks that only a reset changed with one ``update_many`` per
         final state (a pipeline update moving ``launches`` into ``archived_launches``)."""
@@ -277,12 +259,7 @@ class _RerunEditor(WorkflowEditor):
                 sets["launches"] = {"$literal": []}
             for q in id_queries("fw_id", ids):
                 self.lp.fireworks.update_many(q, [{"$set": sets}])
-        changed = {k: v for k, v in self.fw_states.items() if self.orig_fw_states.get(k) != v}
-        extra: dict[str, Any] | None = None
-        if len(changed) > MAX_DOTTED_FW_STATES:
-            self.orig_fw_states.update(changed)
-            extra = {"fw_states": {str(k): v for k, v in self.fw_states.items()}}
-        return self.commit(extra)
+        return self.commit()
 
     def preload(self, fw_ids: Iterable[int], except_details: bool) -> None:
         """Load, in one query, every Firework a rerun of ``fw_ids`` can touch.
