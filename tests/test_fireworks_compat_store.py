@@ -76,3 +76,40 @@ def test_fireworks_reads_what_we_wrote(lp, ref_lp):
     assert ref_lp.get_fw_ids({"state": "READY"}) == [1]
     new = ref_lp.add_wf(RefFirework(RefScriptTask.from_str("echo x"), name="x"))
     assert list(new.values()) == [4]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get_fws", "-d", "count"],
+        ["get_fws", "-s", "READY", "-d", "ids"],
+        ["get_fws", "-s", "WAITING", "-d", "ids"],
+        ["get_fws", "-i", "2", "-d", "ids"],
+        ["get_fws", "-s", "COMPLETED", "-d", "count"],
+        ["get_wflows", "-d", "count"],
+    ],
+)
+def test_lpad_output_matches_fireworks_lpad(lp, mongo_uri, tmp_path, args):
+    """Both lpads, given the same FireWorks my_launchpad.yaml, print the same thing."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    a = Firework([{"_fw_name": "ScriptTask", "script": "echo a"}], name="a")
+    b = Firework([{"_fw_name": "ScriptTask", "script": "echo b"}], name="b", parents=[a])
+    c = Firework([{"_fw_name": "ScriptTask", "script": "echo c"}], name="c", parents=[a])
+    lp.add_wf(Workflow([a, b, c], name="three"))
+    lp.add_wf(Workflow([Firework([{"_fw_name": "ScriptTask", "script": "true"}], name="solo")]))
+    lp_file = tmp_path / "my_launchpad.yaml"
+    lp_file.write_text(yaml.safe_dump({"host": mongo_uri, "uri_mode": True, "name": lp.name}))
+
+    def run(cmd: list[str]) -> str:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    fireworks_lpad = [sys.executable, "-c", "from fireworks.scripts.lpad_run import lpad; lpad()"]
+    theirs = run([*fireworks_lpad, "-l", str(lp_file), *args])
+    ours = run([sys.executable, "-m", "prefect_fireworks.cli", "-l", str(lp_file), *args])
+    assert ours == theirs
