@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,8 @@ from prefect_fireworks import embedded
 
 # Set before any test module imports Prefect (none of the imports above does).
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+# Subprocesses (lpad, prefect CLI) must never write into the user's ~/.prefect.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
 
 MONGODB_URI_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI"
 

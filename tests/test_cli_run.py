@@ -132,3 +132,28 @@ def test_four_rapidfire_processes_never_run_a_firework_twice(lp, tmp_path):
     per_fw = lp.launches.aggregate([{"$group": {"_id": "$fw_id", "n": {"$sum": 1}}}])
     assert all(d["n"] == 1 for d in per_fw)
     assert lp.launches.count_documents({"state": st.COMPLETED}) == n
+
+
+def test_json_output_stays_parseable_when_firetasks_print(lp, tmp_path, prefect_harness):
+    """A ScriptTask's output goes to stderr under --json, so stdout is exactly the JSON."""
+    from prefect.settings import PREFECT_API_URL
+
+    from prefect_fireworks.models import Firework, Workflow
+
+    noisy = Firework([{"_fw_name": "ScriptTask", "script": "echo chatty-firetask"}], name="n")
+    lp.add_wf(Workflow([noisy]))
+    lpad = str(Path(sys.executable).parent / "lpad")
+    proc = subprocess.run(
+        [lpad, "rapidfire", "--json", "--sleep", "0", "--launch-root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["completed"] == [1]
+    assert "chatty-firetask" in proc.stderr

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -242,6 +244,24 @@ class Output:
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row))
         self.out.print(table)
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """Send everything written to file descriptor 1 (Firetask subprocesses included) to stderr,
+    so that ``--json`` output on stdout stays parseable."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _json_default(v: Any) -> Any:

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from prefect_fireworks.cli.app import app
-from prefect_fireworks.cli.common import OUT, STATE, JsonOpt, UsageError, command
+from prefect_fireworks.cli.common import (
+    OUT,
+    STATE,
+    JsonOpt,
+    UsageError,
+    command,
+    stdout_to_stderr,
+)
 
 NLaunchesOpt = Annotated[
     int,
@@ -126,7 +133,7 @@ def rapidfire_cmd(
     if category:
         cat = category[0] if len(category) == 1 else list(category)
     ref = _launchpad_ref()
-    with OUT.err.status("rapidfire: running Fireworks…"):
+    with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
         state = rapidfire(
             nlaunches=nlaunches,
             max_loops=max_loops,
@@ -162,7 +169,10 @@ def run_workflow_cmd(
 
     ref = _launchpad_ref()
     STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})  # "FW with id: X not found!" -> exit 2
-    with OUT.err.status(f"run_workflow {wf_id}: running Fireworks…"):
+    with (
+        stdout_to_stderr(as_json),
+        OUT.err.status(f"run_workflow {wf_id}: running Fireworks…"),
+    ):
         state = run_workflow(
             wf_id,
             launchpad=ref,
