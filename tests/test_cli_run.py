@@ -157,3 +157,17 @@ def test_json_output_stays_parseable_when_firetasks_print(lp, tmp_path, prefect_
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["completed"] == [1]
     assert "chatty-firetask" in proc.stderr
+
+
+def test_bad_launch_root_is_one_line_before_any_flow_run(lp, run_cli, tmp_path):
+    from prefect_fireworks.models import Firework, Workflow
+
+    lp.add_wf(Workflow([Firework([{"_fw_name": "ScriptTask", "script": "true"}], name="x")]))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the launch root should be")
+    for cmd in (["rapidfire", "--sleep", "0"], ["run_workflow", "1"]):
+        res = run_cli([*cmd, "--launch-root", str(blocker / "sub")], code=2)
+        assert res.stderr.strip().splitlines() == [
+            f"Error: cannot create launch root {blocker / 'sub'}: Not a directory"
+        ]
+    assert lp.fireworks.find_one({"fw_id": 1})["state"] == "READY"  # nothing was claimed

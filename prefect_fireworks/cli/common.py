@@ -154,6 +154,8 @@ def handle_errors(func: F) -> F:
             raise fail(f"MongoDB error: {_one_line(exc)}", 1) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise fail(_one_line(exc), 2) from None
+        except OSError as exc:  # e.g. a launch directory that cannot be created
+            raise fail(_one_line(exc), 1) from None
 
     return wrapper  # type: ignore[return-value]
 
