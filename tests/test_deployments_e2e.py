@@ -209,3 +209,68 @@ def test_fizzled_firework_is_rerun_and_completes_without_help(
         assert sorted(t.state_name for t in tasks) == ["Completed", "Fizzled"]
         assert {str(t.flow_run_id) for t in tasks} == {str(flow_runs[0].id), str(flow_runs[2].id)}
     print(f"healed without help in {healed_after:.1f} s")
+
+
+def test_pool_deployment_runs_on_a_prefect_worker(
+    prefect_server: dict[str, str], lp: Any, tmp_path: Path
+) -> None:
+    """`lpad deploy --pool` + `prefect worker start`: a worker runs the workflow's flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect_fireworks import Workflow
+
+    env = {
+        **prefect_server,
+        **{k: v for k, v in os.environ.items() if k.startswith("PREFECT_INTEGRATIONS_FIREWORKS")},
+        "PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT": str(tmp_path / "launches"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    (tmp_path / "launches").mkdir()
+    first = Firework([ScriptTask(script="echo one > one.txt")], name="one")
+    second = Firework([ScriptTask(script="echo two > two.txt")], name="two", parents=[first])
+    ids = lp.add_wf(Workflow([first, second], name="on a worker"))
+    wf_id = min(ids.values())
+
+    bin_dir = Path(sys.executable).parent
+    deploy = subprocess.run(
+        [str(bin_dir / "lpad"), "deploy", "--pool", "fw-e2e-pool", "--lostruns-cron", ""],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [str(bin_dir / "prefect"), "worker", "start", "--pool", "fw-e2e-pool"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            run = run_deployment(
+                "run-workflow/run-workflow", parameters={"wf_id": wf_id}, timeout=0
+            )
+            deadline = time.monotonic() + 150
+            with get_client(sync_client=True) as client:
+                while True:
+                    state = client.read_flow_run(run.id).state  # type: ignore[union-attr]
+                    if state is not None and state.is_final():
+                        break
+                    assert time.monotonic() < deadline, log.read_text()[-4000:]
+                    time.sleep(1)
+        assert state.is_completed(), (state, log.read_text()[-4000:])
+        assert lp.workflows.find_one({"nodes": wf_id})["state"] == st.COMPLETED
+        for fw_id in ids.values():
+            (launch,) = lp.launches.find({"fw_id": fw_id})
+            assert launch["state"] == st.COMPLETED
+            assert launch["prefect"]["flow_run_id"] == str(run.id)  # type: ignore[union-attr]
+            assert launch["launch_dir"].startswith(str(tmp_path / "launches"))
+    finally:
+        _stop(worker)
