@@ -19,6 +19,7 @@ from prefect_fireworks.cli.common import (
     STATE,
     JsonOpt,
     command,
+    stdout_to_stderr,
 )
 from prefect_fireworks.cli.run import (
     CategoryOpt,
@@ -31,6 +32,7 @@ from prefect_fireworks.cli.run import (
     _launchpad_ref,
     _report,
 )
+from prefect_fireworks.rocket import resolve_launch_root
 
 app = typer.Typer(
     name="rlaunch",
@@ -100,10 +102,12 @@ def _plain_loop(
     from prefect_fireworks.rocket import run_one
 
     lp = STATE.launchpad()
+    resolve_launch_root(launch_root)
     results = []
     loops = 0
     while True:
-        r = run_one(lp, fworker, fw_id, launch_root=launch_root, ping_secs=ping_secs)
+        with stdout_to_stderr(as_json):
+            r = run_one(lp, fworker, fw_id, launch_root=launch_root, ping_secs=ping_secs)
         if r is not None:
             results.append(r)
             OUT.info(f"fw_id {r.fw_id} ({r.name}): {r.state} in {r.launch_dir}")
@@ -152,7 +156,21 @@ def singleshot(
     from prefect_fireworks.flows import rapidfire
 
     ref = _launchpad_ref()
-    state = rapidfire(
+    resolve_launch_root(launch_root)
+    with stdout_to_stderr(as_json):
+        state = _singleshot_flow(rapidfire, fworker, fw_id, ref, launch_root, ping_secs)
+    _report(state, as_json)
+
+
+def _singleshot_flow(
+    rapidfire: Any,
+    fworker: Any,
+    fw_id: int | None,
+    ref: str | None,
+    launch_root: str | None,
+    ping_secs: float,
+) -> Any:
+    return rapidfire(
         nlaunches=1,
         max_loops=0,
         sleep=0,
@@ -164,7 +182,6 @@ def singleshot(
         ping_secs=ping_secs,
         return_state=True,
     )
-    _report(state, as_json)
 
 
 @command(app, "rapidfire")
@@ -187,7 +204,8 @@ def rapidfire_cmd(
     from prefect_fireworks.flows import rapidfire
 
     ref = _launchpad_ref()
-    with OUT.err.status("rapidfire: running Fireworks…"):
+    resolve_launch_root(launch_root)
+    with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
         state = rapidfire(
             nlaunches=nlaunches,
             max_loops=max_loops,
