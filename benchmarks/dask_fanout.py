@@ -10,26 +10,12 @@ the embedded server) and runs Prefect on a temporary local API server unless
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-
-@contextlib.contextmanager
-def prefect_api() -> Iterator[None]:
-    if os.environ.get("PREFECT_API_URL"):
-        yield
-        return
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+from _prefect_api import prefect_api
 
 
 def main() -> None:

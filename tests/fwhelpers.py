@@ -157,3 +157,15 @@ def states(lp: LaunchPad, ids: Any = None) -> dict[int, str]:
     """fw_id -> state of the Fireworks (all when ids is None)."""
     q = {} if ids is None else {"fw_id": {"$in": sorted(ids)}}
     return {d["fw_id"]: d["state"] for d in lp.fireworks.find(q, {"fw_id": 1, "state": 1})}
+
+
+#: The keys of spec._recovery after a task-level rerun (FireWorks' exact set).
+RECOVERY_KEYS = {
+    "_task_n",
+    "_all_stored_data",
+    "_all_update_spec",
+    "_all_mod_spec",
+    "_prev_dir",
+    "_launch_id",
+    "_mode",
+}

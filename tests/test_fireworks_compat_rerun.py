@@ -7,21 +7,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fwhelpers import ZEUS, greek_gods, run_all, run_fw
+from fwhelpers import RECOVERY_KEYS, ZEUS, greek_gods, run_all, run_fw
 
 fireworks = pytest.importorskip("fireworks")
 
 pytestmark = pytest.mark.fireworks
-
-RECOVERY_KEYS = {
-    "_task_n",
-    "_all_stored_data",
-    "_all_update_spec",
-    "_all_mod_spec",
-    "_prev_dir",
-    "_launch_id",
-    "_mode",
-}
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from fwhelpers import (
     ALL_IDS,
     LAPETUS_DESC,
+    RECOVERY_KEYS,
     ZEUS,
     ZEUS_CHILDREN,
     ZEUS_SIBS,
@@ -26,16 +27,6 @@ from prefect_fireworks import states as st
 from prefect_fireworks.models import Firework, Workflow
 from prefect_fireworks.rerun import apply_rerun, plan_rerun, rerun_fws
 from prefect_fireworks.selectors import Selector
-
-RECOVERY_KEYS = {
-    "_task_n",
-    "_all_stored_data",
-    "_all_update_spec",
-    "_all_mod_spec",
-    "_prev_dir",
-    "_launch_id",
-    "_mode",
-}
 
 
 @pytest.fixture
