@@ -182,34 +182,47 @@ def op_defuse(ed: _RerunEditor, fw_id: int, skipped: list[SkippedTarget]) -> Non
     ed.refresh([fw_id])
 
 
+def _transition(
+    ed: _RerunEditor,
+    fw_id: int,
+    skipped: list[SkippedTarget],
+    allowed: frozenset[str],
+    to: str,
+    reason: str,
+) -> None:
+    """Move a Firework from one of ``allowed`` to ``to`` and refresh; else skip it."""
+    state = ed.fw(fw_id)["state"]
+    if state not in allowed:
+        skipped.append(SkippedTarget(fw_id, state, reason))
+        return
+    ed.set_state(fw_id, to)
+    ed.refresh([fw_id])
+
+
+_DEFUSED = frozenset({st.DEFUSED})
+_PAUSED = frozenset({st.PAUSED})
+
+
 def op_reignite(ed: _RerunEditor, fw_id: int, skipped: list[SkippedTarget]) -> None:
     """``reignite_fw``: DEFUSED -> WAITING, then refresh (it may become READY)."""
-    state = ed.fw(fw_id)["state"]
-    if state != st.DEFUSED:
-        skipped.append(SkippedTarget(fw_id, state, "not DEFUSED: nothing to reignite"))
-        return
-    ed.set_state(fw_id, st.WAITING)
-    ed.refresh([fw_id])
+    _transition(ed, fw_id, skipped, _DEFUSED, st.WAITING, "not DEFUSED: nothing to reignite")
 
 
 def op_pause(ed: _RerunEditor, fw_id: int, skipped: list[SkippedTarget]) -> None:
     """``pause_fw``: WAITING/READY/RESERVED -> PAUSED."""
-    state = ed.fw(fw_id)["state"]
-    if state not in st.PAUSABLE_STATES:
-        skipped.append(SkippedTarget(fw_id, state, "No pausable (WAITING,READY,RESERVED) Firework"))
-        return
-    ed.set_state(fw_id, st.PAUSED)
-    ed.refresh([fw_id])
+    _transition(
+        ed,
+        fw_id,
+        skipped,
+        st.PAUSABLE_STATES,
+        st.PAUSED,
+        "No pausable (WAITING,READY,RESERVED) Firework",
+    )
 
 
 def op_resume(ed: _RerunEditor, fw_id: int, skipped: list[SkippedTarget]) -> None:
     """``resume_fw``: PAUSED -> WAITING, then refresh."""
-    state = ed.fw(fw_id)["state"]
-    if state != st.PAUSED:
-        skipped.append(SkippedTarget(fw_id, state, "not PAUSED: nothing to resume"))
-        return
-    ed.set_state(fw_id, st.WAITING)
-    ed.refresh([fw_id])
+    _transition(ed, fw_id, skipped, _PAUSED, st.WAITING, "not PAUSED: nothing to resume")
 
 
 def _nodes(ed: _RerunEditor) -> list[int]:

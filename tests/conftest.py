@@ -115,3 +115,13 @@ def run_cli(lp: Any) -> Any:
         return result
 
     return run
+
+
+@pytest.fixture
+def gods(lp: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``lp`` holding FireWorks' 14-Firework "Greek gods" test DAG (tests/fwhelpers.py)."""
+    from fwhelpers import greek_gods
+
+    monkeypatch.chdir(tmp_path)
+    lp.add_wf(greek_gods())
+    return lp

@@ -6,7 +6,7 @@ import json
 from datetime import date
 
 import pytest
-from fwhelpers import ZEUS, ZEUS_CHILDREN, fw_states_consistent, greek_gods, run_all, run_fw, states
+from fwhelpers import ZEUS, ZEUS_CHILDREN, fw_states_consistent, run_all, run_fw, states
 
 from prefect_fireworks import states as st
 from prefect_fireworks.models import Firework, Workflow
@@ -15,11 +15,10 @@ TODAY = date.today().strftime("%Y-%m-%d")
 
 
 @pytest.fixture
-def gods(lp, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    lp.add_wf(greek_gods())
-    run_all(lp)
-    return lp
+def gods(gods):
+    """The Greek-gods DAG (conftest), every Firework run once."""
+    run_all(gods)
+    return gods
 
 
 def _snapshot(lp):

@@ -23,13 +23,6 @@ from prefect_fireworks import states as st
 from prefect_fireworks.selectors import Selector
 
 
-@pytest.fixture
-def gods(lp, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    lp.add_wf(greek_gods())
-    return lp
-
-
 def test_pause_fw_then_resume(gods):
     lp = gods
     cmds.pause_fws(lp, [ZEUS])

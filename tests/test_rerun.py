@@ -16,7 +16,6 @@ from fwhelpers import (
     ZEUS_CHILDREN,
     ZEUS_SIBS,
     fw_states_consistent,
-    greek_gods,
     run_all,
     run_fw,
     start_fw,
@@ -27,13 +26,6 @@ from prefect_fireworks import states as st
 from prefect_fireworks.models import Firework, Workflow
 from prefect_fireworks.rerun import apply_rerun, plan_rerun, rerun_fws
 from prefect_fireworks.selectors import Selector
-
-
-@pytest.fixture
-def gods(lp, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    lp.add_wf(greek_gods())
-    return lp
 
 
 def _fw(lp, fw_id):
