@@ -15,8 +15,8 @@ from collections import Counter
 
 from pymongo import monitoring
 
-from prefect_fireworks.launchpad import LaunchPad
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.store.launchpad import LaunchPad
 
 
 class Commands(monitoring.CommandListener):
@@ -45,7 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--uri", help="MongoDB URI (default: a fresh embedded server)")
     args = ap.parse_args()
-    from prefect_fireworks import embedded
+    from prefect_fireworks.store import embedded
 
     home = None if args.uri else tempfile.mkdtemp(prefix="add-bench-")
     uri = args.uri or embedded.start(home=home).uri  # type: ignore[arg-type]

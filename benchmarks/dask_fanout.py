@@ -27,9 +27,9 @@ def main() -> None:
 
     from prefect_dask import DaskTaskRunner
 
-    from prefect_fireworks.flows import run_workflow
-    from prefect_fireworks.launchpad import LaunchPad
-    from prefect_fireworks.models import Firework, Workflow
+    from prefect_fireworks.core.models import Firework, Workflow
+    from prefect_fireworks.prefect.flows import run_workflow
+    from prefect_fireworks.store.launchpad import LaunchPad
 
     db = f"bench_{uuid.uuid4().hex[:8]}"
     os.environ["PREFECT_INTEGRATIONS_FIREWORKS_DATABASE"] = db

@@ -15,10 +15,10 @@ import tempfile
 import time
 from typing import Any
 
-from prefect_fireworks import states as st
-from prefect_fireworks.launchpad import LaunchPad
-from prefect_fireworks.models import Firework, Workflow, isoformat
-from prefect_fireworks.rerun import apply_rerun, plan_rerun
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow, isoformat
+from prefect_fireworks.ops.rerun import apply_rerun, plan_rerun
+from prefect_fireworks.store.launchpad import LaunchPad
 
 
 def _fw(i: int, parents: list[Firework] | None = None) -> Firework:
@@ -124,7 +124,7 @@ def main() -> None:
     home = None
     uri = args.uri
     if uri is None:
-        from prefect_fireworks import embedded
+        from prefect_fireworks.store import embedded
 
         home = tempfile.mkdtemp(prefix="rerun-bench-")
         uri = embedded.start(home=home).uri
@@ -145,7 +145,7 @@ def main() -> None:
             )
     finally:
         if home is not None:
-            from prefect_fireworks import embedded
+            from prefect_fireworks.store import embedded
 
             embedded.stop(home=home)
 

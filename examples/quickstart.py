@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect_fireworks.launchpad import LaunchPad
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.store.launchpad import LaunchPad
 
 WORKFLOW_NAME = "quickstart"
 
@@ -72,7 +72,7 @@ def add_workflow(lp: LaunchPad, workdir: Path) -> int:
 
 def run(wf_id: int, launch_root: Path) -> Any:
     """Run the workflow as one Prefect flow run; returns the final flow-run state."""
-    from prefect_fireworks.flows import run_workflow
+    from prefect_fireworks.prefect.flows import run_workflow
 
     return run_workflow(wf_id, launch_root=str(launch_root), return_state=True)
 
@@ -103,7 +103,7 @@ def fix_and_rerun(lp: LaunchPad, fw_id: int, workdir: Path) -> list[int]:
     Returns:
         The fw_ids the rerun reset (the Firework and its child).
     """
-    from prefect_fireworks.rerun import rerun_fws
+    from prefect_fireworks.ops.rerun import rerun_fws
 
     (workdir / "fixed").touch()
     result = rerun_fws(lp, [fw_id], task_level=True)

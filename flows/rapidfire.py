@@ -2,12 +2,12 @@
 
 Run READY Fireworks of any workflow (rlaunch rapidfire).
 
-The flow lives in the installed package (``prefect_fireworks.flows``);
+The flow lives in the installed package (``prefect_fireworks.prefect.flows``);
 this file only exposes it to ``prefect deploy`` (see ``prefect.yaml``).
 ``python rapidfire.py`` serves it as ``rapidfire``.
 """
 
-from prefect_fireworks.flows import rapidfire
+from prefect_fireworks.prefect.flows import rapidfire
 
 __all__ = ["rapidfire"]
 

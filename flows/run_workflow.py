@@ -2,12 +2,12 @@
 
 Run one Workflow until nothing is READY or RUNNING.
 
-The flow lives in the installed package (``prefect_fireworks.flows``);
+The flow lives in the installed package (``prefect_fireworks.prefect.flows``);
 this file only exposes it to ``prefect deploy`` (see ``prefect.yaml``).
 ``python run_workflow.py`` serves it as ``run-workflow``.
 """
 
-from prefect_fireworks.flows import run_workflow
+from prefect_fireworks.prefect.flows import run_workflow
 
 __all__ = ["run_workflow"]
 

@@ -3,7 +3,7 @@
 Public names are imported on first use, so ``lpad`` and the LaunchPad do not pay for importing
 Prefect (about a second) unless they need it. ``prefect block register -m prefect_fireworks``
 still finds the block (module ``__dir__`` lists it), and the ``prefect.collections`` entry point
-names ``prefect_fireworks.blocks`` so Prefect registers the block type on start-up.
+names ``prefect_fireworks.prefect.blocks`` so Prefect registers the block type on start-up.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "FireworksLaunchPad": "prefect_fireworks.blocks",
-    "FileDeleteTask": "prefect_fireworks.firetasks",
-    "FileTransferTask": "prefect_fireworks.firetasks",
-    "FileWriteTask": "prefect_fireworks.firetasks",
-    "Firetask": "prefect_fireworks.firetasks",
-    "PyTask": "prefect_fireworks.firetasks",
-    "ScriptTask": "prefect_fireworks.firetasks",
-    "LaunchPad": "prefect_fireworks.launchpad",
-    "FWAction": "prefect_fireworks.models",
-    "Firework": "prefect_fireworks.models",
-    "Launch": "prefect_fireworks.models",
-    "Workflow": "prefect_fireworks.models",
+    "FireworksLaunchPad": "prefect_fireworks.prefect.blocks",
+    "FileDeleteTask": "prefect_fireworks.runtime.firetasks",
+    "FileTransferTask": "prefect_fireworks.runtime.firetasks",
+    "FileWriteTask": "prefect_fireworks.runtime.firetasks",
+    "Firetask": "prefect_fireworks.runtime.firetasks",
+    "PyTask": "prefect_fireworks.runtime.firetasks",
+    "ScriptTask": "prefect_fireworks.runtime.firetasks",
+    "LaunchPad": "prefect_fireworks.store.launchpad",
+    "FWAction": "prefect_fireworks.core.models",
+    "Firework": "prefect_fireworks.core.models",
+    "Launch": "prefect_fireworks.core.models",
+    "Workflow": "prefect_fireworks.core.models",
 }
 
 __all__ = [
@@ -45,8 +45,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from prefect_fireworks.blocks import FireworksLaunchPad
-    from prefect_fireworks.firetasks import (
+    from prefect_fireworks.core.models import Firework, FWAction, Launch, Workflow
+    from prefect_fireworks.prefect.blocks import FireworksLaunchPad
+    from prefect_fireworks.runtime.firetasks import (
         FileDeleteTask,
         FileTransferTask,
         FileWriteTask,
@@ -54,8 +55,7 @@ if TYPE_CHECKING:
         PyTask,
         ScriptTask,
     )
-    from prefect_fireworks.launchpad import LaunchPad
-    from prefect_fireworks.models import Firework, FWAction, Launch, Workflow
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 
 def __getattr__(name: str) -> Any:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prefect_fireworks import states as st
-from prefect_fireworks.launchpad import FWorker, LaunchPad
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.store.launchpad import FWorker, LaunchPad
 
 ZEUS = 2
 ZEUS_CHILDREN = {7, 8, 9, 11, 14}

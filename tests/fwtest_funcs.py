@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from prefect_fireworks.firetasks import Firetask
-from prefect_fireworks.models import FWAction
+from prefect_fireworks.core.models import FWAction
+from prefect_fireworks.runtime.firetasks import Firetask
 
 
 class RunTestError(RuntimeError):

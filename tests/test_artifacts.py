@@ -12,14 +12,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from prefect_fireworks import Firework, ScriptTask, Workflow
-from prefect_fireworks.artifacts import (
+from prefect_fireworks.prefect.artifacts import (
     launch_markdown,
     publish_launch,
     publish_workflow_progress,
     workflow_progress,
 )
-from prefect_fireworks.flows import run_workflow
-from prefect_fireworks.rerun_flows import rerun_fws
+from prefect_fireworks.prefect.flows import run_workflow
+from prefect_fireworks.prefect.rerun_flows import rerun_fws
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

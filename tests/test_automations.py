@@ -25,18 +25,18 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow
 
 from prefect_fireworks import Firework, ScriptTask
-from prefect_fireworks import states as st
-from prefect_fireworks.automations import (
+from prefect_fireworks.core import states as st
+from prefect_fireworks.prefect.automations import (
     FIZZLED_EVENT,
     RERUN_AUTOMATION,
     SWEEP_SLUG,
     create_rerun_automation,
     delete_automations,
 )
-from prefect_fireworks.deployments import RERUN_FWS
-from prefect_fireworks.flows import FIZZLED_EVENT as EMITTED_EVENT
-from prefect_fireworks.flows import run_workflow
-from prefect_fireworks.rerun_flows import rerun_fws
+from prefect_fireworks.prefect.deployments import RERUN_FWS
+from prefect_fireworks.prefect.flows import FIZZLED_EVENT as EMITTED_EVENT
+from prefect_fireworks.prefect.flows import run_workflow
+from prefect_fireworks.prefect.rerun_flows import rerun_fws
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

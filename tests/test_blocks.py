@@ -16,7 +16,7 @@ from prefect.settings import PREFECT_API_URL
 from pydantic import ValidationError
 
 from prefect_fireworks import Firework, FireworksLaunchPad, ScriptTask
-from prefect_fireworks.blocks import BlockNotFoundError, load_launchpad
+from prefect_fireworks.prefect.blocks import BlockNotFoundError, load_launchpad
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -170,4 +170,4 @@ def test_block_type_registers_from_the_module() -> None:
         block_type = client.read_block_type_by_slug("fireworks-launchpad")
     assert block_type.name == "FireWorks LaunchPad"
     entry_points = importlib.metadata.entry_points(group="prefect.collections")
-    assert "prefect_fireworks.blocks" in {ep.value for ep in entry_points}
+    assert "prefect_fireworks.prefect.blocks" in {ep.value for ep in entry_points}

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from fwhelpers import ZEUS, ZEUS_CHILDREN, fw_states_consistent, run_all, run_fw, states
 
-from prefect_fireworks import states as st
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
 
 TODAY = date.today().strftime("%Y-%m-%d")
 

@@ -12,8 +12,8 @@ import pytest
 from fwtest_funcs import ActionTask, FailTask
 from typer.testing import CliRunner
 
-from prefect_fireworks import states as st
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -138,7 +138,7 @@ def test_json_output_stays_parseable_when_firetasks_print(lp, tmp_path, prefect_
     """A ScriptTask's output goes to stderr under --json, so stdout is exactly the JSON."""
     from prefect.settings import PREFECT_API_URL
 
-    from prefect_fireworks.models import Firework, Workflow
+    from prefect_fireworks.core.models import Firework, Workflow
 
     noisy = Firework([{"_fw_name": "ScriptTask", "script": "echo chatty-firetask"}], name="n")
     lp.add_wf(Workflow([noisy]))
@@ -160,7 +160,7 @@ def test_json_output_stays_parseable_when_firetasks_print(lp, tmp_path, prefect_
 
 
 def test_bad_launch_root_is_one_line_before_any_flow_run(lp, run_cli, tmp_path):
-    from prefect_fireworks.models import Firework, Workflow
+    from prefect_fireworks.core.models import Firework, Workflow
 
     lp.add_wf(Workflow([Firework([{"_fw_name": "ScriptTask", "script": "true"}], name="x")]))
     blocker = tmp_path / "not-a-dir"

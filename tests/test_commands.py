@@ -18,9 +18,9 @@ from fwhelpers import (
     states,
 )
 
-from prefect_fireworks import commands as cmds
-from prefect_fireworks import states as st
-from prefect_fireworks.selectors import Selector
+from prefect_fireworks.core import states as st
+from prefect_fireworks.ops import state_ops as cmds
+from prefect_fireworks.ops.selection import Selector
 
 
 def test_pause_fw_then_resume(gods):

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefect_fireworks import embedded
-from prefect_fireworks.config import (
+from prefect_fireworks.core.settings import SettingsError, get_settings
+from prefect_fireworks.store import embedded
+from prefect_fireworks.store.config import (
     ConfigError,
     LaunchPadConfig,
     ServerUnreachableError,
@@ -19,7 +20,6 @@ from prefect_fireworks.config import (
     redact_uri,
     resolve_config,
 )
-from prefect_fireworks.settings import SettingsError, get_settings
 
 ENV = "PREFECT_INTEGRATIONS_FIREWORKS_"
 

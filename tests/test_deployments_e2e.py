@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from prefect_fireworks import Firework, ScriptTask
-from prefect_fireworks import states as st
-from prefect_fireworks.embedded import free_port
+from prefect_fireworks.core import states as st
+from prefect_fireworks.store.embedded import free_port
 
 pytestmark = pytest.mark.server
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from prefect_fireworks.dictmods import SUPPORTED_ACTIONS, apply_mod, apply_mods
+from prefect_fireworks.core.dictmods import SUPPORTED_ACTIONS, apply_mod, apply_mods
 
 # (start, modification, expected) -- every verb, flat and nested ("->") keys.
 CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [

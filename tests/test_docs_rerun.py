@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fwhelpers import greek_gods, run_all, run_fw
 
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core.models import Firework, Workflow
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "rerun.md"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from prefect_fireworks import embedded
+from prefect_fireworks.store import embedded
 
 
 def _server_pids(data_dir: Path) -> list[int]:
@@ -83,7 +83,7 @@ def test_ensure_running_reuses_the_server(home: Path) -> None:
 
 def test_concurrent_ensure_running_shares_one_server(home: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from prefect_fireworks import embedded; "
+        "import sys; from pathlib import Path; from prefect_fireworks.store import embedded; "
         "print(embedded.ensure_running(Path(sys.argv[1])))"
     )
     procs = [

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from prefect_fireworks.firetasks import (
+from prefect_fireworks.core.models import Firework, FWAction, Workflow
+from prefect_fireworks.runtime.firetasks import (
     FileDeleteTask,
     FileTransferTask,
     FileWriteTask,
@@ -27,7 +28,6 @@ from prefect_fireworks.firetasks import (
     registered_firetasks,
     validate_tasks,
 )
-from prefect_fireworks.models import Firework, FWAction, Workflow
 
 MODULE = __name__
 
@@ -165,7 +165,7 @@ def test_firework_stores_task_dicts() -> None:
 def test_subclasses_register_themselves() -> None:
     reg = registered_firetasks()
     for name in ("ScriptTask", "PyTask", "FileWriteTask", "FileDeleteTask", "FileTransferTask"):
-        assert reg[name].__module__ == "prefect_fireworks.firetasks"
+        assert reg[name].__module__ == "prefect_fireworks.runtime.firetasks"
     assert reg["Doubler"] is Doubler
     assert reg["My Named Task"] is NamedTask
     assert "NotRegistered" not in reg
@@ -230,7 +230,9 @@ def test_explicit_module_class_name() -> None:
     t = load_firetask({"_fw_name": f"{{{{{MODULE}.Doubler}}}}", "x": 4})
     assert type(t) is Doubler
     assert t.to_dict() == {"x": 4, "_fw_name": "Doubler"}
-    t2 = load_firetask({"_fw_name": "{{prefect_fireworks.firetasks.PyTask}}", "func": "abs"})
+    t2 = load_firetask(
+        {"_fw_name": "{{prefect_fireworks.runtime.firetasks.PyTask}}", "func": "abs"}
+    )
     assert type(t2) is PyTask
 
 

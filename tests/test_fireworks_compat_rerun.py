@@ -57,7 +57,7 @@ def test_greek_gods_rerun_matches_fireworks(lp, flp, tmp_path, monkeypatch):
     from fireworks.core.fworker import FWorker as RefWorker
     from fireworks.core.rocket_launcher import rapidfire
 
-    from prefect_fireworks.rerun import rerun_fws
+    from prefect_fireworks.ops.rerun import rerun_fws
 
     monkeypatch.chdir(tmp_path)
     flp.add_wf(_fw_greek_gods())
@@ -81,8 +81,8 @@ def test_task_level_recovery_matches_fireworks(lp, flp, tmp_path, monkeypatch):
     from fireworks.core.fworker import FWorker as RefWorker
     from fireworks.core.rocket_launcher import rapidfire
 
-    from prefect_fireworks.models import Firework, Workflow
-    from prefect_fireworks.rerun import rerun_fws
+    from prefect_fireworks.core.models import Firework, Workflow
+    from prefect_fireworks.ops.rerun import rerun_fws
 
     monkeypatch.chdir(tmp_path)
     tasks = [
@@ -127,7 +127,7 @@ def test_fireworks_reads_and_reruns_what_we_wrote(lp, tmp_path, monkeypatch, mon
     """FireWorks' own rerun_fw works on a database our rerun wrote (same schema)."""
     from fireworks.core.launchpad import LaunchPad as FWLaunchPad
 
-    from prefect_fireworks.rerun import rerun_fws
+    from prefect_fireworks.ops.rerun import rerun_fws
 
     monkeypatch.chdir(tmp_path)
     lp.add_wf(greek_gods())

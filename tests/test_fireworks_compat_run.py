@@ -16,8 +16,8 @@ from fireworks import LaunchPad as RefLaunchPad  # noqa: E402
 from fireworks import Workflow as RefWorkflow  # noqa: E402
 from fireworks.core.rocket_launcher import rapidfire as ref_rapidfire  # noqa: E402
 
-from prefect_fireworks.flows import rapidfire  # noqa: E402
-from prefect_fireworks.models import Workflow  # noqa: E402
+from prefect_fireworks.core.models import Workflow  # noqa: E402
+from prefect_fireworks.prefect.flows import rapidfire  # noqa: E402
 
 pytestmark = [pytest.mark.fireworks, pytest.mark.usefixtures("prefect_harness")]
 

@@ -11,8 +11,8 @@ from fireworks import LaunchPad as RefLaunchPad  # noqa: E402
 from fireworks import ScriptTask as RefScriptTask  # noqa: E402
 from fireworks import Workflow as RefWorkflow  # noqa: E402
 
-from prefect_fireworks.launchpad import FWorker  # noqa: E402
-from prefect_fireworks.models import Firework, Workflow  # noqa: E402
+from prefect_fireworks.core.models import Firework, Workflow  # noqa: E402
+from prefect_fireworks.store.launchpad import FWorker  # noqa: E402
 
 pytestmark = pytest.mark.fireworks
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fwtest_funcs import ActionTask, FailTask
 
-from prefect_fireworks import states as st
-from prefect_fireworks.flows import FIZZLED_EVENT, rapidfire, run_workflow
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.prefect.flows import FIZZLED_EVENT, rapidfire, run_workflow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from prefect_fireworks import states as st
-from prefect_fireworks.launchpad import FWorker, LockedWorkflowError, QueryError
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.store.launchpad import FWorker, LockedWorkflowError, QueryError
 
 
 def _fw(name: str, **kw):

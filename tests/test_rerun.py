@@ -22,10 +22,10 @@ from fwhelpers import (
     states,
 )
 
-from prefect_fireworks import states as st
-from prefect_fireworks.models import Firework, Workflow
-from prefect_fireworks.rerun import apply_rerun, plan_rerun, rerun_fws
-from prefect_fireworks.selectors import Selector
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.ops.rerun import apply_rerun, plan_rerun, rerun_fws
+from prefect_fireworks.ops.selection import Selector
 
 
 def _fw(lp, fw_id):
@@ -99,7 +99,7 @@ def test_state_gate_archived_defused_untouched_waiting_skipped(gods):
 def test_defused_descendant_is_reset_by_an_ancestor_rerun(gods):
     lp = gods
     run_all(lp)
-    from prefect_fireworks.commands import defuse_fws
+    from prefect_fireworks.ops.state_ops import defuse_fws
 
     defuse_fws(lp, [9])
     assert states(lp, [9])[9] == st.DEFUSED

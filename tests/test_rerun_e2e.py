@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect_fireworks import states as st
-from prefect_fireworks.models import Firework, Workflow
-from prefect_fireworks.rerun import rerun_fws
-from prefect_fireworks.rocket import run_one
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.ops.rerun import rerun_fws
+from prefect_fireworks.runtime.rocket import run_one
 
 
 def _three_step(marker: Path) -> Workflow:

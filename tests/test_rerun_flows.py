@@ -11,10 +11,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from prefect_fireworks import Firework, ScriptTask
-from prefect_fireworks import states as st
-from prefect_fireworks.deployments import RUN_WORKFLOW
-from prefect_fireworks.flows import run_workflow
-from prefect_fireworks.rerun_flows import rerun_fws
+from prefect_fireworks.core import states as st
+from prefect_fireworks.prefect.deployments import RUN_WORKFLOW
+from prefect_fireworks.prefect.flows import run_workflow
+from prefect_fireworks.prefect.rerun_flows import rerun_fws
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -139,8 +139,8 @@ def test_rerun_triggers_the_run_workflow_deployment(
 
 
 def test_detect_lostruns_flow_fizzles_and_reruns_a_lost_launch(lp: Any, tmp_path: Path) -> None:
-    from prefect_fireworks.launchpad import FWorker
-    from prefect_fireworks.rerun_flows import detect_lostruns
+    from prefect_fireworks.prefect.rerun_flows import detect_lostruns
+    from prefect_fireworks.store.launchpad import FWorker
 
     fw_id = add(lp, always_fails("lost"))
     _, launch_id = lp.checkout_fw(FWorker(), str(tmp_path))

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from fwtest_funcs import ActionTask, BumpTask, FailTask, SleepTask
 
-from prefect_fireworks import states as st
-from prefect_fireworks.launchpad import FWorker
-from prefect_fireworks.models import Firework, Workflow
-from prefect_fireworks.rocket import (
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.runtime.rocket import (
     LAUNCHER_PREFIX,
     Rocket,
     checkout,
     resolve_launch_root,
     run_one,
 )
+from prefect_fireworks.store.launchpad import FWorker
 
 
 def _run_all(lp, root, **kw):

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 from pymongo import monitoring
 
-from prefect_fireworks.launchpad import LaunchPad
-from prefect_fireworks.models import Firework, Workflow
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.store.launchpad import LaunchPad
 
 
 class Commands(monitoring.CommandListener):
@@ -58,7 +58,7 @@ def test_add_wf_round_trips_do_not_depend_on_size(counted):
 
 
 def test_completion_round_trips_do_not_depend_on_workflow_size(counted):
-    from prefect_fireworks.launchpad import FWorker
+    from prefect_fireworks.store.launchpad import FWorker
 
     clp, listener = counted
     clp.add_wf(Workflow([Firework([{"_fw_name": "ScriptTask", "script": "true"}])]))

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,11 +103,11 @@ class AppState:
     def launchpad(self) -> LaunchPad:
         """The LaunchPad these options point at (connected and checked once)."""
         if self._lp is None:
-            from prefect_fireworks.config import check_connection
-            from prefect_fireworks.launchpad import LaunchPad
+            from prefect_fireworks.store.config import check_connection
+            from prefect_fireworks.store.launchpad import LaunchPad
 
             if self.block:
-                from prefect_fireworks.blocks import load_launchpad
+                from prefect_fireworks.prefect.blocks import load_launchpad
 
                 lp = load_launchpad(self.block)
             else:
@@ -140,9 +140,9 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from pymongo.errors import PyMongoError
 
-        from prefect_fireworks.config import ServerUnreachableError
-        from prefect_fireworks.embedded import EmbeddedServerError
-        from prefect_fireworks.launchpad import LockedWorkflowError
+        from prefect_fireworks.store.config import ServerUnreachableError
+        from prefect_fireworks.store.embedded import EmbeddedServerError
+        from prefect_fireworks.store.launchpad import LockedWorkflowError
 
         try:
             return func(*args, **kwargs)

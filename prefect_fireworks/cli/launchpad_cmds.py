@@ -26,9 +26,9 @@ from prefect_fireworks.cli.common import (
     command,
     sort_spec,
 )
-from prefect_fireworks.display import fw_display, wf_summary
-from prefect_fireworks.models import Workflow
-from prefect_fireworks.selectors import Selector
+from prefect_fireworks.core.models import Workflow
+from prefect_fireworks.ops.selection import Selector
+from prefect_fireworks.ops.views import fw_display, wf_summary
 
 
 class FwDisplay(Enum):

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from prefect_fireworks import commands as cmds
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import (
     OUT,
@@ -33,8 +32,9 @@ from prefect_fireworks.cli.common import (
     asker,
     command,
 )
-from prefect_fireworks.rerun import RerunPlan, apply_rerun, plan_rerun, validate_options
-from prefect_fireworks.selectors import Selector, confirm_mass, parse_query
+from prefect_fireworks.ops import state_ops as cmds
+from prefect_fireworks.ops.rerun import RerunPlan, apply_rerun, plan_rerun, validate_options
+from prefect_fireworks.ops.selection import Selector, confirm_mass, parse_query
 
 admin_app = typer.Typer(
     name="admin",

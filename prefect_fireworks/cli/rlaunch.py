@@ -32,7 +32,7 @@ from prefect_fireworks.cli.run import (
     _launchpad_ref,
     _report,
 )
-from prefect_fireworks.rocket import resolve_launch_root
+from prefect_fireworks.runtime.rocket import resolve_launch_root
 
 app = typer.Typer(
     name="rlaunch",
@@ -80,7 +80,7 @@ def main_options(
 
 
 def _fworker(name: str | None, category: list[str] | None) -> Any:
-    from prefect_fireworks.launchpad import FWorker
+    from prefect_fireworks.store.launchpad import FWorker
 
     cat: str | list[str] = ""
     if category:
@@ -98,8 +98,8 @@ def _plain_loop(
     ping_secs: float,
     as_json: bool,
 ) -> None:
-    from prefect_fireworks.flows import _future_run_exists
-    from prefect_fireworks.rocket import run_one
+    from prefect_fireworks.prefect.flows import _future_run_exists
+    from prefect_fireworks.runtime.rocket import run_one
 
     lp = STATE.launchpad()
     resolve_launch_root(launch_root)
@@ -153,7 +153,7 @@ def singleshot(
     if no_prefect:
         _plain_loop(fworker, fw_id, 1, 0, 0, launch_root, ping_secs, as_json)
         return
-    from prefect_fireworks.flows import rapidfire
+    from prefect_fireworks.prefect.flows import rapidfire
 
     ref = _launchpad_ref()
     resolve_launch_root(launch_root)
@@ -201,7 +201,7 @@ def rapidfire_cmd(
     if no_prefect:
         _plain_loop(fworker, None, nlaunches, max_loops, sleep, launch_root, ping_secs, as_json)
         return
-    from prefect_fireworks.flows import rapidfire
+    from prefect_fireworks.prefect.flows import rapidfire
 
     ref = _launchpad_ref()
     resolve_launch_root(launch_root)

@@ -86,7 +86,7 @@ def _launchpad_ref() -> str | None:
 
 
 def _report(state: Any, as_json: bool) -> None:
-    from prefect_fireworks.flows import FireworksRunError
+    from prefect_fireworks.prefect.flows import FireworksRunError
 
     data = state.result(raise_on_failure=False)
     if isinstance(data, FireworksRunError):
@@ -125,8 +125,8 @@ def rapidfire_cmd(
 
     Exit status 1 when a launch fizzled.
     """
-    from prefect_fireworks.flows import rapidfire
-    from prefect_fireworks.rocket import resolve_launch_root
+    from prefect_fireworks.prefect.flows import rapidfire
+    from prefect_fireworks.runtime.rocket import resolve_launch_root
 
     if nlaunches < -1:
         raise UsageError("--nlaunches must be -1, 0 or positive")
@@ -167,8 +167,8 @@ def run_workflow_cmd(
 
     Exit status 1 unless the workflow ends COMPLETED.
     """
-    from prefect_fireworks.flows import run_workflow
-    from prefect_fireworks.rocket import resolve_launch_root
+    from prefect_fireworks.prefect.flows import run_workflow
+    from prefect_fireworks.runtime.rocket import resolve_launch_root
 
     ref = _launchpad_ref()
     STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})  # "FW with id: X not found!" -> exit 2

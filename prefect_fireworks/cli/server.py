@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from prefect_fireworks import embedded
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import OUT, JsonOpt, command
-from prefect_fireworks.settings import get_settings
+from prefect_fireworks.core.settings import get_settings
+from prefect_fireworks.store import embedded
 
 server_app = typer.Typer(
     help="Manage the embedded MongoDB-wire server (used when no MongoDB is configured).",

@@ -13,7 +13,7 @@ directory before it runs them.
 
 Example:
     ```python
-    from prefect_fireworks.firetasks import Firetask, load_firetask
+    from prefect_fireworks.runtime.firetasks import Firetask, load_firetask
 
 
     class AddTask(Firetask):
@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, ClassVar, TypeVar, overload
 
-from prefect_fireworks.models import FWAction
+from prefect_fireworks.core.models import FWAction
 
 __all__ = [
     "FW_NAME_ALIASES",
@@ -101,7 +101,7 @@ class Firetask(dict[str, Any], metaclass=abc.ABCMeta):
     Example:
         ```python
         from prefect_fireworks import FWAction
-        from prefect_fireworks.firetasks import Firetask
+        from prefect_fireworks.runtime.firetasks import Firetask
 
 
         class Greet(Firetask):

@@ -85,7 +85,7 @@ def get_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     Example:
         ```python
-        from prefect_fireworks.settings import get_settings
+        from prefect_fireworks.core.settings import get_settings
 
         settings = get_settings()
         print(settings.database, settings.home)

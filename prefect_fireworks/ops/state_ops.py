@@ -1,7 +1,7 @@
 """The commands around rerun: defuse, reignite, pause, resume, archive, delete, lost runs, admin.
 
 Each follows FireWorks 2.1.4's rules (``FIREWORKS_SEMANTICS.md`` section 4.3) and the same shape
-as :mod:`prefect_fireworks.rerun`: every id and option is validated and the whole change is
+as :mod:`prefect_fireworks.ops.rerun`: every id and option is validated and the whole change is
 computed in memory first (a dry run returns that plan); then each workflow is locked once,
 recomputed on the locked data and committed with one bulk write. No Prefect import here.
 """
@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from prefect_fireworks import states as st
-from prefect_fireworks.launchpad import GRIDFS_FALLBACK_COLLECTION, RUN_EXPIRATION_SECS, check_query
-from prefect_fireworks.rerun import (
+from prefect_fireworks.core import states as st
+from prefect_fireworks.ops.rerun import (
     _WF_FIELDS,
     Progress,
     SkippedTarget,
@@ -26,10 +25,15 @@ from prefect_fireworks.rerun import (
     apply_rerun,
     plan_rerun,
 )
-from prefect_fireworks.selectors import Selector
+from prefect_fireworks.ops.selection import Selector
+from prefect_fireworks.store.launchpad import (
+    GRIDFS_FALLBACK_COLLECTION,
+    RUN_EXPIRATION_SECS,
+    check_query,
+)
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 #: An operation on one Firework (or, for workflow operations, on the workflow of ``fw_id``).
 Op = Callable[[_RerunEditor, int, list[SkippedTarget]], None]

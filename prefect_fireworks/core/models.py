@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from prefect_fireworks import states as st
+from prefect_fireworks.core import states as st
 
 _negative_ids = itertools.count(-1, -1)
 

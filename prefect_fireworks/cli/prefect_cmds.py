@@ -12,8 +12,8 @@ import typer
 
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import OUT, STATE, JsonOpt, UsageError, command
-from prefect_fireworks.deployments import DETECT_LOSTRUNS_CRON
-from prefect_fireworks.rerun import DEFAULT_MAX_RERUNS
+from prefect_fireworks.ops.rerun import DEFAULT_MAX_RERUNS
+from prefect_fireworks.prefect.deployments import DETECT_LOSTRUNS_CRON
 
 automations_app = typer.Typer(
     help="Automations that rerun FIZZLED Fireworks (event-driven, and a cron sweep).",
@@ -69,7 +69,7 @@ def deploy(
     Their LaunchPad is the global --block (default: the environment or the embedded server of
     the machine that runs them).
     """
-    from prefect_fireworks import deployments
+    from prefect_fireworks.prefect import deployments
 
     if serve == (pool is not None):
         raise UsageError("give exactly one of --serve or --pool NAME")
@@ -122,9 +122,9 @@ def create(
     Needs the rerun-fws deployment (lpad deploy). Every option is checked before anything is
     written.
     """
-    from prefect_fireworks import automations as am
-    from prefect_fireworks.deployments import RERUN_FWS, require_deployment
-    from prefect_fireworks.rerun_flows import check_stacktrace_regex
+    from prefect_fireworks.prefect import automations as am
+    from prefect_fireworks.prefect.deployments import RERUN_FWS, require_deployment
+    from prefect_fireworks.prefect.rerun_flows import check_stacktrace_regex
 
     am.check_budget(max_reruns)
     check_stacktrace_regex(stacktrace_regex)
@@ -149,7 +149,7 @@ def create(
 @command(automations_app, "ls")
 def ls(as_json: JsonOpt = False) -> None:
     """List the automations that rerun FIZZLED Fireworks, and the sweep schedule."""
-    from prefect_fireworks.automations import list_automations
+    from prefect_fireworks.prefect.automations import list_automations
 
     found = list_automations()
     if as_json:
@@ -196,7 +196,7 @@ def delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete the automation (and the sweep schedule); deleting what is absent is no error."""
-    from prefect_fireworks.automations import delete_automations
+    from prefect_fireworks.prefect.automations import delete_automations
 
     deleted = delete_automations(name, sweep=not keep_sweep)
     if as_json:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from prefect_fireworks import states as st
-from prefect_fireworks.launchpad import PW_CHECK_NUM, QueryError, check_password, check_query
+from prefect_fireworks.core import states as st
+from prefect_fireworks.store.launchpad import PW_CHECK_NUM, QueryError, check_password, check_query
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 
 class SelectionError(ValueError):
@@ -96,7 +96,7 @@ class Selector(BaseModel):
 
     Example:
         ```python
-        from prefect_fireworks.selectors import Selector
+        from prefect_fireworks.ops.selection import Selector
 
         Selector(state="FIZZLED").resolve(lp)
         ```

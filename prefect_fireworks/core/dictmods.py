@@ -21,7 +21,7 @@ makes them share a list or dict.
 
 Example:
     ```python
-    from prefect_fireworks.dictmods import apply_mod
+    from prefect_fireworks.core.dictmods import apply_mod
 
     spec = {"results": [1]}
     apply_mod({"_push": {"results": 2}, "_set": {"params->temperature": 300}}, spec)

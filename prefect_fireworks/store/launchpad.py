@@ -23,16 +23,16 @@ import pymongo
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING
 
-from prefect_fireworks import states as st
-from prefect_fireworks.engine import WorkflowEditor
-from prefect_fireworks.models import Firework, FWAction, Launch, Workflow, isoformat, utcnow
-from prefect_fireworks.queries import find_by_ids, id_queries
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import Firework, FWAction, Launch, Workflow, isoformat, utcnow
+from prefect_fireworks.store.queries import find_by_ids, id_queries
+from prefect_fireworks.store.workflow_editor import WorkflowEditor
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
     from pymongo.database import Database
 
-    from prefect_fireworks.config import LaunchPadConfig
+    from prefect_fireworks.store.config import LaunchPadConfig
 
 #: FireWorks' ``WFLOCK_EXPIRATION_SECS``: a lock older than this is stale and may be broken.
 WFLOCK_EXPIRATION_SECS = 300
@@ -155,7 +155,7 @@ class LaunchPad:
     ) -> None:
         if client is None:
             if config is None:
-                from prefect_fireworks.config import resolve_config
+                from prefect_fireworks.store.config import resolve_config
 
                 config = resolve_config()
             client = config.client()
@@ -177,14 +177,14 @@ class LaunchPad:
     @classmethod
     def auto_load(cls, launchpad_file: str | Path | None = None) -> LaunchPad:
         """Connect as ``lpad`` does: ``-l`` file, then environment, then the embedded server."""
-        from prefect_fireworks.config import resolve_config
+        from prefect_fireworks.store.config import resolve_config
 
         return cls(resolve_config(launchpad_file))
 
     @classmethod
     def from_file(cls, path: str | Path) -> LaunchPad:
         """Connect with a FireWorks ``my_launchpad.yaml``."""
-        from prefect_fireworks.config import LaunchPadConfig
+        from prefect_fireworks.store.config import LaunchPadConfig
 
         return cls(LaunchPadConfig.from_file(path))
 
@@ -320,7 +320,7 @@ class LaunchPad:
 
     def bulk_add_wfs(self, wfs: Sequence[Workflow | Firework]) -> list[dict[int, int]]:
         """Add several workflows with one id reservation and two bulk inserts."""
-        from prefect_fireworks.firetasks import validate_tasks
+        from prefect_fireworks.runtime.firetasks import validate_tasks
 
         wfs2 = [Workflow.from_firework(w) if isinstance(w, Firework) else w for w in wfs]
         for wf in wfs2:
@@ -663,7 +663,7 @@ class LaunchPad:
         Returns:
             ``(firework document, launch_id)``, or ``(None, None)`` when nothing is READY.
         """
-        from prefect_fireworks.firetasks import validate_tasks
+        from prefect_fireworks.runtime.firetasks import validate_tasks
 
         while True:
             claimed = self._claim(fworker, fw_id, only_ready)

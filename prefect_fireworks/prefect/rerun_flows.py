@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
-from prefect_fireworks import states as st
-from prefect_fireworks.artifacts import publish_rerun
-from prefect_fireworks.blocks import load_launchpad
-from prefect_fireworks.deployments import RUN_WORKFLOW, find_deployment
-from prefect_fireworks.rerun import DEFAULT_MAX_RERUNS
+from prefect_fireworks.core import states as st
+from prefect_fireworks.ops.rerun import DEFAULT_MAX_RERUNS
+from prefect_fireworks.prefect.artifacts import publish_rerun
+from prefect_fireworks.prefect.blocks import load_launchpad
+from prefect_fireworks.prefect.deployments import RUN_WORKFLOW, find_deployment
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = [
     "DEFAULT_MAX_RERUNS",
@@ -191,8 +191,8 @@ def rerun_fws(
         ``Completed`` with the result as data; named ``Refused`` when the budget refused every
         Firework, ``Skipped`` when nothing else was left to rerun.
     """
-    from prefect_fireworks.rerun import apply_rerun, plan_rerun, validate_options
-    from prefect_fireworks.selectors import Selector
+    from prefect_fireworks.ops.rerun import apply_rerun, plan_rerun, validate_options
+    from prefect_fireworks.ops.selection import Selector
 
     logger = get_run_logger()
     selector = Selector.from_options(fw_ids, name, state, query, launches_mode)
@@ -289,8 +289,8 @@ def detect_lostruns(
     Returns:
         The lost launch ids, their fw_ids, and the inconsistent fw_ids.
     """
-    from prefect_fireworks.commands import detect_lostruns as detect
-    from prefect_fireworks.selectors import parse_query
+    from prefect_fireworks.ops.selection import parse_query
+    from prefect_fireworks.ops.state_ops import detect_lostruns as detect
 
     logger = get_run_logger()
     kwargs: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 `FireworksLaunchPad` holds the MongoDB connection of a LaunchPad (a URI, or host and port, or the
 embedded server) with its credentials as secrets, and returns a connected
-`prefect_fireworks.launchpad.LaunchPad`. Flows take the block's name as a parameter and ``lpad``
+`LaunchPad`. Flows take the block's name as a parameter and ``lpad``
 accepts ``--block NAME``; `load_launchpad` is the one function both use.
 """
 
@@ -14,8 +14,8 @@ from prefect.blocks.core import Block
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 if TYPE_CHECKING:
-    from prefect_fireworks.config import LaunchPadConfig
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.config import LaunchPadConfig
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = ["BlockNotFoundError", "FireworksLaunchPad", "load_launchpad"]
 
@@ -137,11 +137,11 @@ class FireworksLaunchPad(Block):
         With ``embedded`` (or nothing given) the embedded server is started if it is not running.
 
         Returns:
-            A `prefect_fireworks.config.LaunchPadConfig`.
+            A `prefect_fireworks.store.config.LaunchPadConfig`.
         """
-        from prefect_fireworks import embedded
-        from prefect_fireworks.config import LaunchPadConfig
-        from prefect_fireworks.settings import get_settings
+        from prefect_fireworks.core.settings import get_settings
+        from prefect_fireworks.store import embedded
+        from prefect_fireworks.store.config import LaunchPadConfig
 
         common: dict[str, Any] = {
             "username": self.username,
@@ -167,7 +167,7 @@ class FireworksLaunchPad(Block):
         The same LaunchPad is returned until `close` (or the end of a ``with`` block).
 
         Returns:
-            A `prefect_fireworks.launchpad.LaunchPad`.
+            A `prefect_fireworks.store.launchpad.LaunchPad`.
 
         Example:
             ```python
@@ -179,7 +179,7 @@ class FireworksLaunchPad(Block):
         """
         launchpad = self._launchpad
         if launchpad is None:
-            from prefect_fireworks.launchpad import LaunchPad
+            from prefect_fireworks.store.launchpad import LaunchPad
 
             launchpad = LaunchPad(self.get_config())
             self._launchpad = launchpad
@@ -215,12 +215,12 @@ def load_launchpad(block: str | None = None) -> LaunchPad:
             ``..._LAUNCHPAD_FILE``, then the embedded server.
 
     Returns:
-        A connected `prefect_fireworks.launchpad.LaunchPad`; the caller closes it.
+        A connected `prefect_fireworks.store.launchpad.LaunchPad`; the caller closes it.
 
     Raises:
         BlockNotFoundError: No `FireworksLaunchPad` block has that name.
     """
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
     if not block:
         return LaunchPad.auto_load()

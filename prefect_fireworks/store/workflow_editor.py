@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import InsertOne, UpdateOne
 
-from prefect_fireworks import states as st
-from prefect_fireworks.dictmods import apply_mod
-from prefect_fireworks.models import FWAction, Workflow, isoformat, parent_links, utcnow
-from prefect_fireworks.queries import find_by_ids
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.dictmods import apply_mod
+from prefect_fireworks.core.models import FWAction, Workflow, isoformat, parent_links, utcnow
+from prefect_fireworks.store.queries import find_by_ids
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 
 _FW_FIELDS = {
@@ -424,7 +424,7 @@ def _fw_file_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
 def _as_workflow(x: Any) -> Workflow:
     if isinstance(x, Workflow):
         return x
-    from prefect_fireworks.models import Firework
+    from prefect_fireworks.core.models import Firework
 
     if isinstance(x, Firework):
         return Workflow.from_firework(x)

@@ -7,7 +7,7 @@ the configuration in this order:
 1. an explicit LaunchPad file (``lpad -l FILE``);
 2. ``PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI`` (database from ``..._DATABASE``);
 3. ``PREFECT_INTEGRATIONS_FIREWORKS_LAUNCHPAD_FILE``;
-4. the embedded server (`prefect_fireworks.embedded`), started on demand.
+4. the embedded server (`prefect_fireworks.store.embedded`), started on demand.
 
 Unlike FireWorks, no ``my_launchpad.yaml`` is picked up from the current directory, so the same
 command always talks to the same database.
@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from prefect_fireworks import embedded
-from prefect_fireworks.settings import MONGODB_URI_SCHEMES, SettingsError, get_settings
+from prefect_fireworks.core.settings import MONGODB_URI_SCHEMES, SettingsError, get_settings
+from prefect_fireworks.store import embedded
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -120,7 +120,7 @@ class LaunchPadConfig(BaseModel):
 
     Example:
         ```python
-        from prefect_fireworks.config import LaunchPadConfig
+        from prefect_fireworks.store.config import LaunchPadConfig
 
         config = LaunchPadConfig.from_file("my_launchpad.yaml")
         client = config.client()
@@ -350,12 +350,12 @@ def resolve_config(
         ConfigError: A file or setting is invalid.
         ServerUnreachableError: The embedded server is needed, not running, and
             ``start_embedded`` is ``False``.
-        prefect_fireworks.embedded.EmbeddedServerError: The embedded server is missing or does
+        prefect_fireworks.store.embedded.EmbeddedServerError: The embedded server is missing or does
             not start.
 
     Example:
         ```python
-        from prefect_fireworks.config import check_connection, resolve_config
+        from prefect_fireworks.store.config import check_connection, resolve_config
 
         config = resolve_config()
         client = config.client()

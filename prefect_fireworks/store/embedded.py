@@ -13,7 +13,7 @@ once end up sharing one server.
 Example:
     ```python
     import pymongo
-    from prefect_fireworks import embedded
+    from prefect_fireworks.store import embedded
 
     uri = embedded.ensure_running()  # starts the server on first use, a few ms afterwards
     client = pymongo.MongoClient(uri)
@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from prefect_fireworks.settings import get_settings
+from prefect_fireworks.core.settings import get_settings
 
 SERVER_SCRIPT = "secantusd-py"
 HOST = "127.0.0.1"

@@ -1,6 +1,6 @@
 """Automations and schedules that rerun FIZZLED Fireworks without a human.
 
-Two mechanisms, both running the ``rerun-fws`` deployment (`prefect_fireworks.rerun_flows`):
+Two mechanisms, both running the ``rerun-fws`` deployment (`prefect_fireworks.prefect.rerun_flows`):
 
 - the automation ``rerun-fizzled-fireworks`` (`create_rerun_automation`): triggered by the
   project's event ``fireworks.firework.fizzled`` (one per FIZZLED launch, emitted by
@@ -29,8 +29,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from prefect_fireworks.deployments import RERUN_FWS, require_deployment
-from prefect_fireworks.rerun_flows import DEFAULT_MAX_RERUNS, check_stacktrace_regex
+from prefect_fireworks.prefect.deployments import RERUN_FWS, require_deployment
+from prefect_fireworks.prefect.rerun_flows import DEFAULT_MAX_RERUNS, check_stacktrace_regex
 
 if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore
@@ -154,7 +154,7 @@ def create_rerun_automation(
 
     Raises:
         ValueError: A bad budget or regex.
-        prefect_fireworks.deployments.DeploymentNotFoundError: No ``rerun-fws`` deployment.
+        prefect_fireworks.prefect.deployments.DeploymentNotFoundError: No ``rerun-fws`` deployment.
     """
     from prefect.client.orchestration import get_client
 
@@ -200,7 +200,7 @@ def create_sweep(
 
     Raises:
         ValueError: A bad cron expression, budget or regex.
-        prefect_fireworks.deployments.DeploymentNotFoundError: No ``rerun-fws`` deployment.
+        prefect_fireworks.prefect.deployments.DeploymentNotFoundError: No ``rerun-fws`` deployment.
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule
@@ -240,7 +240,7 @@ def list_automations() -> list[ManagedAutomation]:
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import EventTrigger
 
-    from prefect_fireworks.deployments import find_deployment
+    from prefect_fireworks.prefect.deployments import find_deployment
 
     deployment = find_deployment(RERUN_FWS)
     out: list[ManagedAutomation] = []
@@ -293,7 +293,7 @@ def delete_automations(name: str = RERUN_AUTOMATION, sweep: bool = True) -> list
     """
     from prefect.client.orchestration import get_client
 
-    from prefect_fireworks.deployments import find_deployment
+    from prefect_fireworks.prefect.deployments import find_deployment
 
     deleted: list[str] = []
     with get_client(sync_client=True) as client:

@@ -4,7 +4,7 @@ A launch goes: `checkout` (atomic claim + launch document + launch directory) â†
 (Firetasks in order in the launch directory, a checkpoint before each, a heartbeat thread,
 FWActions merged) â†’ ``LaunchPad.complete_launch`` (COMPLETED or FIZZLED, which refreshes the
 workflow and applies the FWAction). `run_one` does the three for ``rlaunch singleshot``;
-``prefect_fireworks.flows`` wraps `Rocket.run` in a Prefect task.
+``prefect_fireworks.prefect.flows`` wraps `Rocket.run` in a Prefect task.
 
 The working directory is process-global. Firetasks (ours and FireWorks') work in the current
 directory, so a Rocket ``chdir``s into its launch directory and holds `CWD_LOCK` while it runs:
@@ -14,8 +14,8 @@ or Prefect's ``DaskTaskRunner``, whose workers are processes).
 
 Example:
     ```python
-    from prefect_fireworks.launchpad import FWorker, LaunchPad
-    from prefect_fireworks.rocket import run_one
+    from prefect_fireworks.store.launchpad import FWorker, LaunchPad
+    from prefect_fireworks.runtime.rocket import run_one
 
     lp = LaunchPad.auto_load()
     result = run_one(lp, FWorker())  # None when nothing is READY
@@ -43,14 +43,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from prefect_fireworks import states as st
-from prefect_fireworks.dictmods import apply_mod
-from prefect_fireworks.firetasks import load_firetask, to_fwaction
-from prefect_fireworks.launchpad import FWorker
-from prefect_fireworks.models import FWAction
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.dictmods import apply_mod
+from prefect_fireworks.core.models import FWAction
+from prefect_fireworks.runtime.firetasks import load_firetask, to_fwaction
+from prefect_fireworks.store.launchpad import FWorker
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = [
     "CWD_LOCK",
@@ -141,7 +141,7 @@ def resolve_launch_root(launch_root: str | os.PathLike[str] | None = None) -> Pa
     Raises:
         ValueError: the root exists and is not a directory, or cannot be created.
     """
-    from prefect_fireworks.settings import get_settings
+    from prefect_fireworks.core.settings import get_settings
 
     root = Path(launch_root) if launch_root is not None else get_settings().launch_root
     root = Path(os.path.abspath(os.path.expanduser(str(root or os.getcwd()))))

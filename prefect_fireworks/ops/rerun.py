@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pymongo import UpdateOne
 
-from prefect_fireworks import states as st
-from prefect_fireworks.engine import WorkflowEditor
-from prefect_fireworks.models import isoformat
-from prefect_fireworks.queries import id_queries
-from prefect_fireworks.selectors import Selector, confirm_mass
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.models import isoformat
+from prefect_fireworks.ops.selection import Selector, confirm_mass
+from prefect_fireworks.store.queries import id_queries
+from prefect_fireworks.store.workflow_editor import WorkflowEditor
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 RecoverMode = Literal["cp", "prev_dir"]
 RECOVER_MODES: tuple[str, ...] = ("cp", "prev_dir")
@@ -626,7 +626,7 @@ def rerun_fws(
 
     Example:
         ```python
-        from prefect_fireworks.selectors import Selector
+        from prefect_fireworks.ops.selection import Selector
 
         rerun_fws(lp, Selector(state="FIZZLED"), password="2026-01-31")
         ```

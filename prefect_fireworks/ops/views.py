@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from prefect_fireworks.queries import find_by_ids
+from prefect_fireworks.store.queries import find_by_ids
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 
 def fw_display(lp: LaunchPad, doc: Mapping[str, Any], fmt: str) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def deployment_specs(
     """The four deployments, with ``launchpad`` (a block name) as their default LaunchPad.
 
     Args:
-        launchpad: Name of a `prefect_fireworks.blocks.FireworksLaunchPad` block; None uses the
+        launchpad: Name of a `FireworksLaunchPad` block; None uses the
             environment or the embedded server of the machine that runs the flow.
         detect_lostruns_cron: Cron schedule of ``detect-lostruns`` (None: no schedule).
     """
@@ -81,25 +81,25 @@ def deployment_specs(
     return [
         DeploymentSpec(
             RUN_WORKFLOW,
-            "prefect_fireworks.flows:run_workflow",
+            "prefect_fireworks.prefect.flows:run_workflow",
             "Run one Workflow: its READY Fireworks, and those that become READY, until done.",
             dict(lp),
         ),
         DeploymentSpec(
             RAPIDFIRE,
-            "prefect_fireworks.flows:rapidfire",
+            "prefect_fireworks.prefect.flows:rapidfire",
             "Run READY Fireworks of any workflow (rlaunch rapidfire).",
             dict(lp),
         ),
         DeploymentSpec(
             RERUN_FWS,
-            "prefect_fireworks.rerun_flows:rerun_fws",
+            "prefect_fireworks.prefect.rerun_flows:rerun_fws",
             "Rerun Fireworks (lpad rerun_fws), then run them through the run-workflow deployment.",
             dict(lp),
         ),
         DeploymentSpec(
             DETECT_LOSTRUNS,
-            "prefect_fireworks.rerun_flows:detect_lostruns",
+            "prefect_fireworks.prefect.rerun_flows:detect_lostruns",
             "Find launches whose heartbeat stopped; fizzle them (or rerun them).",
             {**lp, "fizzle": True},
             cron=detect_lostruns_cron,

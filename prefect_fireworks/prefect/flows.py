@@ -1,7 +1,8 @@
 """Prefect tasks and flows that run Fireworks: `launch_firework`, `run_workflow`, `rapidfire`.
 
 One launch of a Firework is one task run of `launch_firework` (named ``fw-<id>-<name>``, tagged
-``fw:<id>`` and ``wf:<id>``); its Firetasks run in order inside it (`prefect_fireworks.rocket`).
+``fw:<id>`` and ``wf:<id>``); its Firetasks run in order inside it
+(`prefect_fireworks.runtime.rocket`).
 The flow checks a Firework out (one conditional write, so no Firework ever runs twice however
 many flows, workers or ``rlaunch`` processes share the LaunchPad) and submits the task to the
 flow's task runner. The default runner runs one Firework at a time; pass prefect-dask's
@@ -14,7 +15,7 @@ defuses its children or workflow, ``Cancelled(name="Defused")``.
 
 Example:
     ```python
-    from prefect_fireworks.flows import run_workflow
+    from prefect_fireworks.prefect.flows import run_workflow
 
     state = run_workflow(1, return_state=True)  # the workflow holding Firework 1
     print(state.name)  # "Completed" or "Fizzled"
@@ -40,15 +41,15 @@ from prefect.runtime import task_run as runtime_task_run
 from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect_fireworks import states as st
-from prefect_fireworks.artifacts import publish_launch, publish_workflow_progress
-from prefect_fireworks.launchpad import FWorker
-from prefect_fireworks.rocket import PING_TIME_SECS, Rocket, RocketResult, checkout
+from prefect_fireworks.core import states as st
+from prefect_fireworks.prefect.artifacts import publish_launch, publish_workflow_progress
+from prefect_fireworks.runtime.rocket import PING_TIME_SECS, Rocket, RocketResult, checkout
+from prefect_fireworks.store.launchpad import FWorker
 
 if TYPE_CHECKING:
     from prefect.futures import PrefectFuture
 
-    from prefect_fireworks.launchpad import LaunchPad
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = [
     "FIZZLED_EVENT",
@@ -101,7 +102,7 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
     Returns:
         A connected LaunchPad (cached: Dask workers and threads reuse one client).
     """
-    from prefect_fireworks.settings import get_settings
+    from prefect_fireworks.core.settings import get_settings
 
     s = get_settings()
     key = (block_name, s.mongodb_uri, s.database, str(s.launchpad_file), str(s.home))
@@ -109,11 +110,11 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
         lp = _LP_CACHE.get(key)
         if lp is None:
             if block_name and os.path.isfile(block_name):
-                from prefect_fireworks.launchpad import LaunchPad
+                from prefect_fireworks.store.launchpad import LaunchPad
 
                 lp = LaunchPad.from_file(block_name)
             else:
-                from prefect_fireworks.blocks import load_launchpad
+                from prefect_fireworks.prefect.blocks import load_launchpad
 
                 lp = load_launchpad(block_name)
             lp.ensure_initialized()

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from prefect_fireworks import states as st
+from prefect_fireworks.core import states as st
 
 if TYPE_CHECKING:
-    from prefect_fireworks.launchpad import LaunchPad
-    from prefect_fireworks.rerun import RerunPlan
-    from prefect_fireworks.rocket import RocketResult
+    from prefect_fireworks.ops.rerun import RerunPlan
+    from prefect_fireworks.runtime.rocket import RocketResult
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = [
     "STACKTRACE_TAIL_LINES",
@@ -206,7 +206,7 @@ def rerun_table(plan: RerunPlan, refused: Sequence[Mapping[str, Any]] = ()) -> l
     """Rows for a rerun's table: every Firework reset, every target skipped and why.
 
     Args:
-        plan: A plan (`prefect_fireworks.rerun.plan_rerun`) or a result (`apply_rerun`).
+        plan: A plan (`prefect_fireworks.ops.rerun.plan_rerun`) or a result (`apply_rerun`).
         refused: Targets the rerun flow refused before planning (``fw_id``, ``state``,
             ``reason``).
     """

@@ -1,0 +1,1 @@
+"""The Prefect layer: tasks and flows, the LaunchPad block, artifacts, automations, deployments."""
