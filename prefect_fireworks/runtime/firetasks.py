@@ -55,6 +55,7 @@ __all__ = [
     "Firetask",
     "PyTask",
     "ScriptTask",
+    "ScriptTaskError",
     "UnknownFiretaskError",
     "get_firetask_class",
     "load_firetask",
@@ -536,24 +537,28 @@ class ScriptTask(Firetask):
         out_parts: list[str] = []
         err_parts: list[str] = []
         returncodes: list[int] = []
+        # Output that is not captured still goes to this process's stdout/stderr as it comes;
+        # its tail is kept so that a failure can say why (ScriptTaskError).
+        out_tail, err_tail = _Tail(), _Tail()
         with _open_or_none(p.get("stdin_file")) as stdin_f:
             for cmd in commands:
-                proc = subprocess.run(
+                rc, out_b, err_b = _run_teed(
                     cmd,
-                    shell=use_shell,
-                    executable=p.get("shell_exe"),
-                    input=stdin_data,
-                    stdin=None if stdin_data is not None else stdin_f,
-                    stdout=subprocess.PIPE if capture_out else None,
-                    stderr=subprocess.PIPE if capture_err else None,
-                    check=False,
+                    use_shell,
+                    p.get("shell_exe"),
+                    stdin_data,
+                    None if stdin_data is not None else stdin_f,
+                    None if capture_out else out_tail,
+                    None if capture_err else err_tail,
                 )
-                if proc.stdout is not None:
-                    out_parts.append(proc.stdout.decode("utf-8", errors="replace"))
-                if proc.stderr is not None:
-                    err_parts.append(proc.stderr.decode("utf-8", errors="replace"))
-                returncodes.append(proc.returncode)
-                if proc.returncode != 0:
+                if capture_out:
+                    out_parts.append(out_b.decode("utf-8", errors="replace"))
+                    out_tail.feed(out_b)
+                if capture_err:
+                    err_parts.append(err_b.decode("utf-8", errors="replace"))
+                    err_tail.feed(err_b)
+                returncodes.append(rc)
+                if rc != 0:
                     break
         stdout, stderr = "".join(out_parts), "".join(err_parts)
         if p.get("stdout_file"):
@@ -574,8 +579,127 @@ class ScriptTask(Firetask):
         if failed and defuse:
             return FWAction(stored_data=output, defuse_children=True)
         if failed and fizzle:
-            raise RuntimeError(f"ScriptTask fizzled! Return code: {returncodes}")
+            raise ScriptTaskError(returncodes, out_tail.text(), err_tail.text())
         return FWAction(stored_data=output)
+
+
+SCRIPT_OUTPUT_TAIL_CHARS = 4000
+"""Characters of a failed ScriptTask's stdout and of its stderr (each) kept in its error."""
+SCRIPT_OUTPUT_TAIL_LINES = 40
+"""Lines of each kept at most."""
+
+
+class ScriptTaskError(RuntimeError):
+    """A ScriptTask command failed: its return codes and the end of its stdout and stderr.
+
+    The message starts with FireWorks' ``ScriptTask fizzled! Return code: [...]`` and goes on
+    with the tails, so the stack trace a FIZZLED launch stores
+    (``action.stored_data._exception._stacktrace``) says why, and ``-lm`` queries and
+    automations' ``stacktrace_regex`` match what the script printed. `to_dict` (stored as the
+    launch's ``_exception._details``) holds them separately.
+    """
+
+    def __init__(self, returncodes: list[int], stdout_tail: str = "", stderr_tail: str = ""):
+        self.returncodes = list(returncodes)
+        self.stdout_tail = stdout_tail
+        self.stderr_tail = stderr_tail
+        parts = [f"ScriptTask fizzled! Return code: {self.returncodes}"]
+        for name, tail in (("stdout", stdout_tail), ("stderr", stderr_tail)):
+            if tail.strip():
+                parts.append(f"--- end of {name} ---\n{tail.rstrip()}")
+        super().__init__("\n".join(parts))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The return codes and output tails (FireWorks stores this as ``_details``)."""
+        return {
+            "returncodes": self.returncodes,
+            "stdout_tail": self.stdout_tail,
+            "stderr_tail": self.stderr_tail,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.returncodes, self.stdout_tail, self.stderr_tail))
+
+
+class _Tail:
+    """The last bytes of a stream (bounded)."""
+
+    def __init__(self, limit: int = 4 * SCRIPT_OUTPUT_TAIL_CHARS) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > 2 * self.limit:
+            del self.data[: len(self.data) - self.limit]
+
+    def text(self) -> str:
+        text = bytes(self.data[-self.limit :]).decode("utf-8", errors="replace")
+        lines = text.splitlines()[-SCRIPT_OUTPUT_TAIL_LINES:]
+        return "\n".join(lines)[-SCRIPT_OUTPUT_TAIL_CHARS:]
+
+
+def _pump(src: IO[bytes], fd: int | None, tail: _Tail | None, whole: list[bytes]) -> None:
+    # Copy a child's pipe: to this process's fd (and a tail) as it comes, or whole.
+    for chunk in iter(lambda: src.read1(65536), b""):  # type: ignore[attr-defined]
+        if tail is None:
+            whole.append(chunk)
+            continue
+        tail.feed(chunk)
+        view = memoryview(chunk)
+        while fd is not None and view:
+            try:
+                view = view[os.write(fd, view) :]
+            except OSError:
+                fd = None  # nowhere to echo to: keep only the tail
+    src.close()
+
+
+def _run_teed(
+    cmd: Any,
+    shell: bool,
+    executable: str | None,
+    input_data: bytes | None,
+    stdin: IO[bytes] | None,
+    out_tail: _Tail | None,
+    err_tail: _Tail | None,
+) -> tuple[int, bytes, bytes]:
+    """Run one command; a stream with a tail is echoed to fd 1/2 as it comes, else returned."""
+    import threading
+
+    proc = subprocess.Popen(
+        cmd,
+        shell=shell,
+        executable=executable,
+        stdin=subprocess.PIPE if input_data is not None else stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    outs: list[bytes] = []
+    errs: list[bytes] = []
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, 1, out_tail, outs), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, 2, err_tail, errs), daemon=True),
+    ]
+    for t in pumps:
+        t.start()
+    if input_data is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(input_data)
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+    try:
+        rc = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        for t in pumps:
+            t.join()
+    return rc, b"".join(outs), b"".join(errs)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,8 @@ import glob
 import json
 import os
 import shutil
+import socket
+import tempfile
 import threading
 import time
 import traceback
@@ -62,6 +64,7 @@ __all__ = [
     "checkout",
     "launch_rocket",
     "make_launch_dir",
+    "prefect_temporary_folder",
     "resolve_launch_root",
     "run_one",
 ]
@@ -133,18 +136,54 @@ class RocketResult:
 # -- launch directories ---------------------------------------------------------------------
 
 
+#: Folders Prefect creates for the code of one flow run and deletes after it: a process
+#: worker's ``TemporaryDirectory(suffix="prefect")`` and a runner's ``runner_storage``.
+_PREFECT_RUNNER_STORAGE = "runner_storage"
+
+
+def prefect_temporary_folder(path: str | os.PathLike[str]) -> Path | None:
+    """The temporary code folder of a Prefect flow run that ``path`` lies in, if any.
+
+    A process worker runs each flow run in ``<tmp>/tmp…prefect`` and a served or pulled
+    deployment in ``<tmp>/runner_storage/…``; Prefect deletes both when the run ends, so launch
+    directories there would be lost.
+    """
+    tmp = Path(os.path.realpath(tempfile.gettempdir()))
+    p = Path(os.path.realpath(os.fspath(path)))
+    try:
+        rel = p.relative_to(tmp)
+    except ValueError:
+        return None
+    if not rel.parts:
+        return None
+    first = rel.parts[0]
+    if first == _PREFECT_RUNNER_STORAGE or (first.startswith("tmp") and first.endswith("prefect")):
+        return tmp / first
+    return None
+
+
 def resolve_launch_root(launch_root: str | os.PathLike[str] | None = None) -> Path:
     """Where launch directories go: the argument, ``..._LAUNCH_ROOT``, else the cwd.
 
-    A missing root is created.
+    A missing root is created. A root inside the temporary code folder of a Prefect flow run
+    (a deployment run on a worker, whose cwd Prefect deletes after the run) is refused.
 
     Raises:
-        ValueError: the root exists and is not a directory, or cannot be created.
+        ValueError: the root exists and is not a directory, cannot be created, or is inside a
+            Prefect temporary code folder.
     """
     from prefect_fireworks.core.settings import get_settings
 
     root = Path(launch_root) if launch_root is not None else get_settings().launch_root
     root = Path(os.path.abspath(os.path.expanduser(str(root or os.getcwd()))))
+    temporary = prefect_temporary_folder(root)
+    if temporary is not None:
+        raise ValueError(
+            f"launch root {root} is inside {temporary}, the temporary folder Prefect deletes "
+            "after the flow run: set PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT on the worker "
+            "(or in the deployment's job variables), the FireworksLaunchPad block's "
+            "launch_root, or the flow's launch_root parameter"
+        )
     if root.exists() and not root.is_dir():
         raise ValueError(f"launch root {root} exists and is not a directory")
     try:
@@ -261,6 +300,13 @@ class Rocket:
         sets = dict(self.launch_fields)
         if self.spec.get("_launch_dir"):
             wanted = os.path.abspath(os.path.expandvars(str(self.spec["_launch_dir"])))
+            recovery = self.spec.get("_recovery") or {}
+            if (
+                recovery.get("_mode") == "prev_dir"
+                and recovery.get("_prev_dir") == self.spec["_launch_dir"]
+                and not os.path.isdir(wanted)
+            ):
+                raise FileNotFoundError(_missing_previous_dir("--previous-dir", wanted))
             if wanted != launch_dir:
                 sets["launch_dir"] = wanted
             launch_dir = wanted
@@ -392,8 +438,9 @@ class Rocket:
                     recovery.get("_mode") == "cp"
                     and prev_dir
                     and os.path.abspath(prev_dir) != self.launch_dir
-                    and os.path.isdir(prev_dir)
                 ):
+                    if not os.path.isdir(prev_dir):
+                        raise FileNotFoundError(_missing_previous_dir("--copy-data", prev_dir))
                     shutil.copytree(prev_dir, self.launch_dir, dirs_exist_ok=True)
             else:
                 starting = 0
@@ -488,6 +535,14 @@ class Rocket:
         self.lp.complete_launch(self.launch_id, action.to_dict(), st.FIZZLED)
         message = f"{type(exc).__name__}: {exc}".strip()
         return self._result(st.FIZZLED, action, message, tb)
+
+
+def _missing_previous_dir(flag: str, path: str) -> str:
+    return (
+        f"task-level rerun ({flag}): the previous launch directory {path} does not exist on "
+        f"{socket.gethostname()}; it must be on a filesystem this worker sees (shared storage, "
+        "or pin the Firework to the worker that ran it)"
+    )
 
 
 def _as_action(result: Any) -> FWAction:
