@@ -118,6 +118,9 @@ def launch_markdown(
         *(f"| {key} | {_cell(value)} |" for key, value in rows),
     ]
     trace = stacktrace_of(launch)
+    details = _exception_details(launch)
+    if trace and (details.get("stdout_tail") or details.get("stderr_tail")):
+        trace = trace.split("\n--- end of std", 1)[0]  # the tails are shown below
     if trace:
         parts += [
             "",
@@ -125,7 +128,18 @@ def launch_markdown(
             "",
             _fence(_tail(trace, tail_lines)),
         ]
+    for stream in ("stdout", "stderr"):
+        text = str(details.get(f"{stream}_tail") or "")
+        if text.strip():
+            parts += ["", f"**End of {stream}**", "", _fence(text.rstrip())]
     return "\n".join(parts) + "\n"
+
+
+def _exception_details(launch: Mapping[str, Any]) -> Mapping[str, Any]:
+    action = launch.get("action") or {}
+    exc = (action.get("stored_data") or {}).get("_exception") or {}
+    details = exc.get("_details")
+    return details if isinstance(details, Mapping) else {}
 
 
 def archived_launches_table(launches: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

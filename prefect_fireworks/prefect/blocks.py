@@ -11,13 +11,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect.blocks.core import Block
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.config import LaunchPadConfig
     from prefect_fireworks.store.launchpad import LaunchPad
 
-__all__ = ["BlockNotFoundError", "FireworksLaunchPad", "load_launchpad"]
+__all__ = ["BlockNotFoundError", "FireworksLaunchPad", "block_launch_root", "load_launchpad"]
+
+
+_SECRET_FIELDS = ("mongodb_uri", "password")
+
+
+class _HiddenInput:
+    """Stands for a secret given with the wrong type, so errors never show it."""
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
 
 
 class BlockNotFoundError(ValueError):
@@ -44,6 +62,9 @@ class FireworksLaunchPad(Block):
         ```
     """
 
+    # A validation error never echoes what was given: it may be the password or the URI.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     _block_type_name = "FireWorks LaunchPad"
     _block_type_slug = "fireworks-launchpad"
     _logo_url = "https://materialsproject.github.io/fireworks/_static/FW_logo.png"  # type: ignore[assignment]
@@ -65,7 +86,9 @@ class FireworksLaunchPad(Block):
         default=None,
         description="MongoDB host name, when no URI is given.",
     )
-    port: int = Field(default=27017, description="MongoDB TCP port, used with host.")
+    port: int | None = Field(
+        default=None, description="MongoDB TCP port, used with host (default 27017)."
+    )
     database: str | None = Field(
         default=None,
         description=(
@@ -101,20 +124,82 @@ class FireworksLaunchPad(Block):
             "the default when neither a URI nor a host is given."
         ),
     )
+    launch_root: str | None = Field(
+        default=None,
+        description=(
+            "Directory under which flows that use this block create launch directories "
+            "(on the machine that runs them; PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT and "
+            "a flow's launch_root parameter take precedence). Needed for deployments run by "
+            "workers, whose working directory is a temporary folder Prefect deletes."
+        ),
+    )
 
     # The open LaunchPad (a MongoClient): runtime state, never saved or pickled.
     _launchpad: Any = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _one_location(self) -> FireworksLaunchPad:
-        uri = self.mongodb_uri.get_secret_value() if self.mongodb_uri is not None else None
-        if uri is not None and not uri.startswith(("mongodb://", "mongodb+srv://")):
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_secrets(cls, data: Any) -> Any:
+        # Secrets become SecretStr before anything checks them, and a wrongly typed secret is
+        # replaced by a placeholder: the `input` of every error (errors(), json()) is then
+        # masked too, not only the message. The checks below are field validators for the
+        # same reason (a model "after" validator's error carries the raw input).
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in _SECRET_FIELDS:
+            value = data.get(key)
+            if isinstance(value, str):
+                data[key] = SecretStr(value)
+            elif value is not None and not isinstance(value, SecretStr):
+                data[key] = _HiddenInput()
+        return data
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _uri_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("mongodb://", "mongodb+srv://")
+        ):
             raise ValueError("mongodb_uri must start with mongodb:// or mongodb+srv://")
-        if uri is not None and self.host:
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_or_uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and info.data.get("mongodb_uri") is not None:
             raise ValueError("give mongodb_uri or host, not both")
-        if self.embedded and (uri is not None or self.host):
+        return value
+
+    @field_validator("embedded")
+    @classmethod
+    def _embedded_alone(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and (info.data.get("mongodb_uri") is not None or info.data.get("host")):
             raise ValueError("embedded uses the local server: do not give mongodb_uri or host")
-        return self
+        return value
+
+    @classmethod
+    def for_embedded(
+        cls, database: str | None = None, launch_root: str | None = None
+    ) -> FireworksLaunchPad:
+        """A block for the embedded MongoDB-wire server of the machine that loads it.
+
+        Every process that loads the block (``lpad --block``, a flow run, a worker) uses the
+        embedded server of its own machine, started on demand: fine for one machine, not for
+        workers on several hosts (give them a ``mongodb_uri``).
+
+        Args:
+            database: LaunchPad database (default: ``..._DATABASE``, else ``fireworks``).
+            launch_root: Where launch directories go (see the ``launch_root`` field).
+
+        Example:
+            ```python
+            from prefect_fireworks import FireworksLaunchPad
+
+            FireworksLaunchPad.for_embedded().save("BLOCK_NAME")
+            ```
+        """
+        return cls(embedded=True, database=database, launch_root=launch_root)
 
     @property
     def uses_embedded(self) -> bool:
@@ -158,7 +243,7 @@ class FireworksLaunchPad(Block):
                 self.mongodb_uri.get_secret_value(), name=self.database, **common
             )
         return LaunchPadConfig.model_validate(
-            {"host": self.host, "port": self.port, "name": self.database, **common}
+            {"host": self.host, "port": self.port or 27017, "name": self.database, **common}
         )
 
     def get_launchpad(self) -> LaunchPad:
@@ -179,7 +264,7 @@ class FireworksLaunchPad(Block):
         """
         launchpad = self._launchpad
         if launchpad is None:
-            from prefect_fireworks.store.launchpad import LaunchPad
+            from prefect_fireworks.runtime.launchpad import LaunchPad
 
             launchpad = LaunchPad(self.get_config())
             self._launchpad = launchpad
@@ -206,6 +291,32 @@ class FireworksLaunchPad(Block):
         return state
 
 
+def _block_name(block: str) -> str:
+    return block.split("/", 1)[1] if block.startswith("fireworks-launchpad/") else block
+
+
+def _load_block(name: str) -> FireworksLaunchPad:
+    try:
+        # load() is sync here; async_dispatch types it as possibly a coroutine.
+        return cast(FireworksLaunchPad, FireworksLaunchPad.load(name))
+    except ValueError as exc:
+        if "Unable to find block document" not in str(exc):
+            raise
+        raise BlockNotFoundError(
+            f"no FireworksLaunchPad block named {name!r} "
+            "(create one in the Prefect UI or with FireworksLaunchPad(...).save(name))"
+        ) from None
+
+
+def block_launch_root(block: str) -> str | None:
+    """The ``launch_root`` of a saved block (None when it has none).
+
+    Raises:
+        BlockNotFoundError: No `FireworksLaunchPad` block has that name.
+    """
+    return _load_block(_block_name(block)).launch_root
+
+
 def load_launchpad(block: str | None = None) -> LaunchPad:
     """Return the LaunchPad named by a saved block, or the default one.
 
@@ -220,19 +331,8 @@ def load_launchpad(block: str | None = None) -> LaunchPad:
     Raises:
         BlockNotFoundError: No `FireworksLaunchPad` block has that name.
     """
-    from prefect_fireworks.store.launchpad import LaunchPad
+    from prefect_fireworks.runtime.launchpad import LaunchPad
 
     if not block:
         return LaunchPad.auto_load()
-    name = block.split("/", 1)[1] if block.startswith("fireworks-launchpad/") else block
-    try:
-        # load() is sync here; async_dispatch types it as possibly a coroutine.
-        saved = cast(FireworksLaunchPad, FireworksLaunchPad.load(name))
-    except ValueError as exc:
-        if "Unable to find block document" not in str(exc):
-            raise
-        raise BlockNotFoundError(
-            f"no FireworksLaunchPad block named {name!r} "
-            "(create one in the Prefect UI or with FireworksLaunchPad(...).save(name))"
-        ) from None
-    return LaunchPad(saved.get_config())
+    return LaunchPad(_load_block(_block_name(block)).get_config())

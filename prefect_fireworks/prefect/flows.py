@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, tags, task
+from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
@@ -43,7 +43,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.prefect.artifacts import publish_launch, publish_workflow_progress
-from prefect_fireworks.runtime.rocket import PING_TIME_SECS, Rocket, RocketResult, checkout
+from prefect_fireworks.runtime.rocket import (
+    PING_TIME_SECS,
+    Rocket,
+    RocketResult,
+    checkout,
+    resolve_launch_root,
+)
 from prefect_fireworks.store.launchpad import FWorker
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ __all__ = [
     "get_launchpad",
     "launch_firework",
     "rapidfire",
+    "resolve_flow_launch_root",
     "run_workflow",
 ]
 
@@ -67,6 +74,8 @@ FIZZLED_EVENT = "fireworks.firework.fizzled"
 #: FireWorks' ``RAPIDFIRE_SLEEP_SECS``: pause between rapidfire loops when nothing is READY.
 RAPIDFIRE_SLEEP_SECS = 60.0
 _STACK_TAIL = 2000
+#: Lines of a FIZZLED launch's stack trace written to its task run's log.
+_LOG_TAIL_LINES = 60
 
 
 def _sequential() -> Any:
@@ -110,7 +119,7 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
         lp = _LP_CACHE.get(key)
         if lp is None:
             if block_name and os.path.isfile(block_name):
-                from prefect_fireworks.store.launchpad import LaunchPad
+                from prefect_fireworks.runtime.launchpad import LaunchPad
 
                 lp = LaunchPad.from_file(block_name)
             else:
@@ -120,6 +129,28 @@ def get_launchpad(block_name: str | None = None) -> LaunchPad:
             lp.ensure_initialized()
             _LP_CACHE[key] = lp
         return lp
+
+
+def resolve_flow_launch_root(launch_root: str | None, launchpad: str | None) -> str:
+    """The launch root of a flow run, checked: where its launch directories go.
+
+    In order: the ``launch_root`` argument, ``PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT`` (the
+    environment of the machine, worker or job that runs the flow), the ``launch_root`` of the
+    ``launchpad`` block, else the current directory. The root is created if missing.
+
+    Raises:
+        ValueError: the root cannot be used: not a directory, cannot be created, or inside
+            the temporary folder Prefect deletes after a deployment's flow run (a worker's
+            working directory), see `prefect_fireworks.runtime.rocket.resolve_launch_root`.
+    """
+    from prefect_fireworks.core.settings import get_settings
+
+    no_root = launch_root is None and get_settings().launch_root is None
+    if no_root and launchpad and not os.path.isfile(launchpad):
+        from prefect_fireworks.prefect.blocks import block_launch_root
+
+        launch_root = block_launch_root(launchpad)
+    return os.fspath(resolve_launch_root(launch_root))
 
 
 def _wf_key(nodes: list[int]) -> int:
@@ -174,6 +205,15 @@ def launch_firework(
     summary = result.to_dict()
     publish_launch(lp, result.launch_id, fw=fw_doc, result=result)
     if result.fizzled:
+        # Why it failed, in the task run's log (the stack trace ends with a failed
+        # ScriptTask's stdout/stderr tail).
+        get_run_logger().error(
+            "Firework %s fizzled (launch %s, %s):\n%s",
+            fw_id,
+            launch_id,
+            result.launch_dir,
+            _tail_lines(result.stacktrace or result.message, _LOG_TAIL_LINES),
+        )
         _emit_fizzled(lp, result)
         return Failed(
             name="Fizzled",
@@ -190,6 +230,10 @@ def launch_firework(
         )
         return Cancelled(name="Defused", message=f"Firework {fw_id} {why}", data=summary)
     return Completed(message=f"Firework {fw_id} completed (launch {launch_id})", data=summary)
+
+
+def _tail_lines(text: str, n: int) -> str:
+    return "\n".join(text.rstrip().splitlines()[-n:])
 
 
 def _emit_fizzled(lp: LaunchPad, result: RocketResult) -> None:
@@ -399,7 +443,8 @@ def run_workflow(
         wf_id: any fw_id of the workflow (workflows are named by their first fw_id).
         launchpad: FireworksLaunchPad block name (None: the default LaunchPad).
         fworker_name: worker name recorded in the launches.
-        launch_root: where launch directories go (default ``..._LAUNCH_ROOT`` or the cwd).
+        launch_root: where launch directories go (default: ``..._LAUNCH_ROOT``, the block's
+            ``launch_root``, else the cwd; see `resolve_flow_launch_root`).
         max_parallel: launches in flight at once (default: the task runner's width).
         poll_secs: how often to look again while another runner holds a Firework.
         ping_secs: heartbeat interval of each launch.
@@ -413,6 +458,11 @@ def run_workflow(
         ``Completed`` when the workflow is COMPLETED, ``Failed(name="Fizzled")`` when FIZZLED,
         ``Cancelled(name=...)`` when DEFUSED/PAUSED/ARCHIVED; the run summary as data.
     """
+    try:
+        root = resolve_flow_launch_root(launch_root, launchpad)
+    except ValueError as exc:  # nothing was claimed: say why, without a traceback
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc))
     lp = get_launchpad(launchpad)
     wf = lp.get_wf_doc(wf_id, {"nodes": 1, "name": 1})
     fworker = FWorker(name=fworker_name) if fworker_name else FWorker()
@@ -420,7 +470,7 @@ def run_workflow(
         lp,
         launchpad,
         fworker,
-        launch_root,
+        root,
         ping_secs,
         _capacity(max_parallel),
         wf_key=_wf_key(wf["nodes"]),
@@ -503,7 +553,7 @@ def rapidfire(
         query: extra MongoDB query on the Fireworks.
         wf_id: only Fireworks of the workflow holding this fw_id.
         launchpad: FireworksLaunchPad block name (None: the default LaunchPad).
-        launch_root: where launch directories go.
+        launch_root: where launch directories go (see `resolve_flow_launch_root`).
         max_parallel: launches in flight at once (default: the task runner's width).
         ping_secs: heartbeat interval of each launch.
         tag_task_runs: tag each task run ``fw:<id>``/``wf:<id>`` (see `run_workflow`).
@@ -511,6 +561,11 @@ def rapidfire(
     Returns:
         ``Completed`` when no launch fizzled, else ``Failed(name="Fizzled")``; summary as data.
     """
+    try:
+        root = resolve_flow_launch_root(launch_root, launchpad)
+    except ValueError as exc:
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc))
     lp = get_launchpad(launchpad)
     base = FWorker(
         name=fworker_name or FWorker().name, category=category or "", query=dict(query or {})
@@ -519,7 +574,7 @@ def rapidfire(
         lp,
         launchpad,
         base,
-        launch_root,
+        root,
         ping_secs,
         _capacity(max_parallel),
         tag_runs=tag_task_runs,
