@@ -20,7 +20,15 @@ app.add_typer(server_app, name="server")
 
 @command(server_app, "start")
 def start(
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: a free one).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Port (default: the last one if free, else a free one).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the embedded server in the background (no-op when it is running)."""
@@ -28,7 +36,9 @@ def start(
     if as_json:
         OUT.json(info.to_dict())
     else:
-        OUT.info(f"Embedded server running: {info.uri} (pid {info.pid}, data {info.data_dir})")
+        OUT.info(
+            f"Embedded server running: {info.display_uri} (pid {info.pid}, data {info.data_dir})"
+        )
 
 
 @command(server_app, "stop")
@@ -52,6 +62,12 @@ def status(as_json: JsonOpt = False) -> None:
         OUT.text("Embedded server: not running")
         raise typer.Exit(3)
     OUT.table(
-        [("uri", info.uri), ("pid", info.pid), ("data", info.data_dir), ("log", info.log_file)],
+        [
+            ("uri", info.display_uri),
+            ("credentials", info.data_dir.parent / embedded.CREDENTIALS_FILE),
+            ("pid", info.pid),
+            ("data", info.data_dir),
+            ("log", info.log_file),
+        ],
         ["", "embedded server: running"],
     )

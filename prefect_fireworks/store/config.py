@@ -128,7 +128,8 @@ class LaunchPadConfig(BaseModel):
         ```
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error never echoes a value (it may be the password).
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     host: str = Field(
         default="localhost",
