@@ -38,7 +38,9 @@ import inspect
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -120,6 +122,12 @@ class Firetask(dict[str, Any], metaclass=abc.ABCMeta):
     _fw_name: ClassVar[str] = "Firetask"
     required_params: ClassVar[Sequence[str] | None] = None
     optional_params: ClassVar[Sequence[str] | None] = None
+    # Set by the Rocket before run_task, as FireWorks does: fw_id and launchpad (a
+    # runtime.task_launchpad.TaskLaunchPad) with spec._add_launchpad_and_fw_id, fworker
+    # with spec._add_fworker. Absent otherwise.
+    fw_id: int
+    launchpad: Any
+    fworker: Any
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -453,6 +461,9 @@ class FireWorksTaskAdapter(Firetask, register=False):
         params = {**self, "_fw_name": self.fw_name}
         cls = self._fireworks_class
         fw_task = cls.from_dict(params) if hasattr(cls, "from_dict") else cls(params)
+        for attr in ("fw_id", "launchpad", "fworker"):
+            if attr in self.__dict__:
+                setattr(fw_task, attr, self.__dict__[attr])
         return to_fwaction(fw_task.run_task(fw_spec))
 
     @classmethod
@@ -674,6 +685,10 @@ def _run_teed(
         stdin=subprocess.PIPE if input_data is not None else stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Its own process group (a signal to the worker's group does not reach it twice, and
+        # the group is killed as one below), and on Linux a parent-death signal.
+        start_new_session=True,
+        preexec_fn=_die_with_parent(),
     )
     outs: list[bytes] = []
     errs: list[bytes] = []
@@ -693,13 +708,56 @@ def _run_teed(
     try:
         rc = proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _kill_group(proc)
         raise
     finally:
         for t in pumps:
             t.join()
     return rc, b"".join(outs), b"".join(errs)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a child started by `_run_teed` and everything in its process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when the worker dies (even by SIGKILL).
+
+    ``prctl`` is looked up before the fork, so the child only makes one C call between fork and
+    exec. ``None`` where there is no ``prctl`` (not Linux): the child then outlives a killed
+    worker.
+    """
+    global _prctl
+    if not sys.platform.startswith("linux"):
+        return None
+    if _prctl is None:
+        import ctypes
+
+        try:
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            return None
+        _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        _prctl.restype = ctypes.c_int
+    prctl = _prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0)
+        # The worker may have died between fork and prctl: then nobody would signal us.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 @contextlib.contextmanager

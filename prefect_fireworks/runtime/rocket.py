@@ -25,10 +25,13 @@ Example:
 
 from __future__ import annotations
 
+import bz2
 import copy
 import errno
 import glob
+import gzip
 import json
+import lzma
 import os
 import shutil
 import socket
@@ -41,14 +44,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.dictmods import apply_mod
 from prefect_fireworks.core.models import FWAction
-from prefect_fireworks.runtime.firetasks import load_firetask, to_fwaction
+from prefect_fireworks.runtime.background import BackgroundTask
+from prefect_fireworks.runtime.background import stop_all as _stop_all
+from prefect_fireworks.runtime.firetasks import Firetask, load_firetask, to_fwaction
+from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
 from prefect_fireworks.store.launchpad import FWorker
 
 if TYPE_CHECKING:
@@ -261,6 +267,9 @@ class Rocket:
         ping_secs: heartbeat interval (FireWorks' ``PING_TIME_SECS``).
         launch_fields: extra fields ``$set`` on the launch when it starts (dotted keys
             allowed), e.g. ``{"prefect.task_run_id": "..."}``.
+        print_fw_json: write the Firework as ``FW.json`` into the launch directory before the
+            Firetasks run (FireWorks' ``PRINT_FW_JSON``); default: the ``print_fw_json``
+            setting, which is on.
     """
 
     def __init__(
@@ -272,6 +281,7 @@ class Rocket:
         fworker: FWorker | None = None,
         ping_secs: float = PING_TIME_SECS,
         launch_fields: Mapping[str, Any] | None = None,
+        print_fw_json: bool | None = None,
     ) -> None:
         self.lp = lp
         self.fw_doc = fw_doc
@@ -279,6 +289,7 @@ class Rocket:
         self.fworker = fworker
         self.ping_secs = ping_secs
         self.launch_fields = dict(launch_fields or {})
+        self.print_fw_json = _print_fw_json_default() if print_fw_json is None else print_fw_json
         self.fw_id: int = fw_doc["fw_id"]
         self.spec: dict[str, Any] = copy.deepcopy(dict(fw_doc.get("spec") or {}))
         self.launch_dir = ""
@@ -362,10 +373,47 @@ class Rocket:
                 traceback.print_exc()
 
     def _copy_files_in(self) -> None:
+        # FireWorks copies through a compression-aware open on both ends: a .gz source lands
+        # decompressed at a destination without .gz, and a destination ending in .gz is
+        # compressed.
         files_in = self.spec.get("_files_in") or {}
         prev = self.spec.get("_files_prev") or {}
         for key in set(files_in).intersection(prev):
-            shutil.copyfile(prev[key], files_in[key])
+            with _zopen(prev[key], "rb") as fin, _zopen(files_in[key], "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+
+    def _write_fw_json(self) -> None:
+        # FireWorks writes the checked-out Firework (state RUNNING, launches as full launch
+        # documents) as FW.json into the launch directory.
+        doc = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"_id": 0})
+        fw = dict(doc if doc is not None else self.fw_doc)
+        out: dict[str, Any] = {
+            "spec": fw.get("spec") or {},
+            "fw_id": self.fw_id,
+            "created_on": fw.get("created_on"),
+            "updated_on": fw.get("updated_on"),
+        }
+        for key in ("launches", "archived_launches"):
+            ids = list(fw.get(key) or [])
+            if ids:
+                found = {
+                    d["launch_id"]: d
+                    for d in self.lp.launches.find({"launch_id": {"$in": ids}}, {"_id": 0})
+                }
+                out[key] = [found[i] for i in sorted(found)]
+        if fw.get("state", st.WAITING) != st.WAITING:
+            out["state"] = fw["state"]
+        out["name"] = fw.get("name", "Unnamed FW")
+        with open(os.path.join(self.launch_dir, "FW.json"), "w") as f:
+            json.dump(out, f, indent=4, default=_json_default)
+
+    def _task_attributes(self, task: Firetask, my_spec: Mapping[str, Any]) -> None:
+        # FireWorks' spec._add_launchpad_and_fw_id / spec._add_fworker.
+        if my_spec.get("_add_launchpad_and_fw_id"):
+            task.fw_id = self.fw_id
+            task.launchpad = TaskLaunchPad(self.lp)
+        if my_spec.get("_add_fworker"):
+            task.fworker = self.fworker
 
     def _decorate(self, action: FWAction, my_spec: Mapping[str, Any]) -> FWAction:
         # FireWorks' decorate_fwaction: job info, preserved FWorker, output files.
@@ -425,6 +473,7 @@ class Rocket:
         all_mod_spec: list[dict[str, Any]] = []
         stop = threading.Event()
         beat: threading.Thread | None = None
+        backgrounds: list[BackgroundTask] = []
         task_dict: dict[str, Any] | None = None
         try:
             recovery = self.spec.get("_recovery")
@@ -445,6 +494,8 @@ class Rocket:
             else:
                 starting = 0
                 self._copy_files_in()
+            if self.print_fw_json:
+                self._write_fw_json()
 
             my_spec = copy.deepcopy(self.spec)
             my_spec["_fw_env"] = self.fworker.env if self.fworker else {}
@@ -454,6 +505,11 @@ class Rocket:
                 target=self._heartbeat, args=(stop,), name=f"ping-{self.launch_id}", daemon=True
             )
             beat.start()
+            backgrounds = [
+                BackgroundTask.from_dict(b) for b in my_spec.get("_background_tasks") or []
+            ]
+            for bg in backgrounds:
+                bg.start(copy.deepcopy(self.spec))
 
             action = FWAction()
             for t_counter in range(starting, len(raw_tasks)):
@@ -469,9 +525,11 @@ class Rocket:
                 try:
                     task = load_firetask(task_dict)
                     task_dict = task.to_dict()
+                    self._task_attributes(task, my_spec)
                     result = task.run_task(my_spec)
                 except BaseException as exc:
                     stop.set()
+                    _stop_all(backgrounds)
                     out = self._fizzle(exc, task_dict, traceback.format_exc())
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                         raise
@@ -487,7 +545,11 @@ class Rocket:
                     break
 
             stop.set()
+            _stop_all(backgrounds)
             self.ping()
+            for bg in backgrounds:
+                if bg.run_on_finish:
+                    bg.run_once(copy.deepcopy(self.spec))
             action.stored_data = all_stored_data
             action.update_spec = all_update_spec
             action.mod_spec = all_mod_spec
@@ -500,9 +562,11 @@ class Rocket:
             # Post-processing failed (malformed action, database trouble): FireWorks records
             # it as FIZZLED with no task.
             stop.set()
+            _stop_all(backgrounds)
             return self._fizzle(exc, None, traceback.format_exc(), details=False)
         finally:
             stop.set()
+            _stop_all(backgrounds)
             if beat is not None:
                 beat.join(timeout=5)
 
@@ -567,6 +631,30 @@ def _read_action_file() -> FWAction | None:
         with open("FWAction.yaml") as f:
             return FWAction.from_dict(yaml.safe_load(f))
     return None
+
+
+def _zopen(path: str, mode: str) -> IO[bytes]:
+    # The compression-aware open FireWorks uses (monty's zopen): by the file's extension.
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".bz2":
+        return bz2.open(path, mode)  # type: ignore[return-value]
+    if ext in (".gz", ".z"):
+        return gzip.open(path, mode)  # type: ignore[return-value]
+    if ext in (".xz", ".lzma"):
+        return lzma.open(path, mode)  # type: ignore[return-value]
+    return open(path, mode)  # type: ignore[return-value]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return str(obj)
+
+
+def _print_fw_json_default() -> bool:
+    from prefect_fireworks.core.settings import get_settings
+
+    return bool(getattr(get_settings(), "print_fw_json", True))
 
 
 def _tail(path: str, nlines: int) -> str:

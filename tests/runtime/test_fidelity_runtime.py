@@ -1,0 +1,296 @@
+"""FireWorks' own rocket tests, ported to ours (FireWorks' tests/mongo_tests.py and
+core/tests/): injected task attributes, files in/out, FW.json, background tasks, detours,
+fizzled parents. No FireWorks package needed: the Firetasks are ours."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prefect_fireworks.core.models import Firework, FWAction, Workflow
+from prefect_fireworks.runtime.background import BackgroundTask
+from prefect_fireworks.runtime.firetasks import FileWriteTask, Firetask, PyTask, ScriptTask
+from prefect_fireworks.runtime.rocket import run_one
+from prefect_fireworks.store.launchpad import FWorker
+
+
+class LPUserTask(Firetask):
+    """FireWorks' DummyLPTask, and more of the LaunchPad a task can use."""
+
+    _fw_name = "FidelityLPUserTask"
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        lp = self.launchpad
+        data = {
+            "fw_id": self.fw_id,
+            "host": lp.host,
+            "name": lp.get_fw_by_id(self.fw_id).name,
+            "n_fws": len(lp.get_wf_by_fw_id(self.fw_id).fws),
+            "launch_state": lp.get_fw_dict_by_id(self.fw_id)["launches"][-1]["state"],
+        }
+        if fw_spec.get("_add_fworker"):
+            data["fworker"] = self.fworker.name
+        if "target" in fw_spec:
+            lp.update_spec([fw_spec["target"]], {"from_task": True})
+        return FWAction(stored_data=data)
+
+
+class AttributesSeenTask(Firetask):
+    """Which injected attributes exist."""
+
+    _fw_name = "FidelityAttributesSeenTask"
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        seen = [a for a in ("fw_id", "launchpad", "fworker") if hasattr(self, a)]
+        return FWAction(stored_data={"seen": seen})
+
+
+class MultipleDetourTask(Firetask):
+    """FireWorks' MultipleDetourTask: three one-Firework detours in one FWAction."""
+
+    _fw_name = "FidelityMultipleDetourTask"
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        fws = [Firework([ScriptTask.from_str(f'echo "intermediate job {i}"')]) for i in (1, 2, 3)]
+        return FWAction(detours=fws)
+
+
+def rapidfire(lp: Any, root: Path, fworker: FWorker | None = None) -> int:
+    """``rlaunch rapidfire``: run until nothing is READY; returns the launches run."""
+    n = 0
+    while run_one(lp, fworker or FWorker(), launch_root=root) is not None:
+        n += 1
+    return n
+
+
+def stored(lp: Any, launch_id: int) -> dict[str, Any]:
+    return dict(lp.get_launch_by_id(launch_id).action["stored_data"])
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# -- spec._add_launchpad_and_fw_id / spec._add_fworker ------------------------------------
+
+
+def test_add_lp_and_fw_id(lp: Any, root: Path) -> None:
+    fw1 = Firework([LPUserTask()], spec={"_add_launchpad_and_fw_id": True, "target": 2}, fw_id=1)
+    fw2 = Firework([AttributesSeenTask()], fw_id=2, parents=[fw1])
+    lp.add_wf(Workflow([fw1, fw2]))
+    assert rapidfire(lp, root) == 2
+    data = stored(lp, 1)
+    assert data["fw_id"] == 1
+    assert data["host"]
+    assert data["name"] == "Unnamed FW"
+    assert data["n_fws"] == 2
+    assert data["launch_state"] == "RUNNING"
+    assert lp.get_fw_by_id(2).spec["from_task"] is True
+    # Without the spec keys nothing is injected.
+    assert stored(lp, 2) == {"seen": []}
+
+
+def test_add_fworker(lp: Any, root: Path) -> None:
+    fw = Firework(
+        [LPUserTask(), AttributesSeenTask()],
+        spec={"_add_launchpad_and_fw_id": True, "_add_fworker": True},
+    )
+    lp.add_wf(fw)
+    rapidfire(lp, root, FWorker(name="my worker"))
+    data = stored(lp, 1)
+    assert data["fworker"] == "my worker"
+    assert data["seen"] == ["fw_id", "launchpad", "fworker"]
+
+
+def test_task_launchpad_refuses_other_methods(lp: Any, root: Path) -> None:
+    from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
+
+    tlp = TaskLaunchPad(lp)
+    with pytest.raises(AttributeError, match="task_launchpad"):
+        tlp.detect_lostruns()
+    with pytest.raises(ValueError, match="task-level"):
+        tlp.rerun_fw(1, recover_launch="last")
+
+
+def test_task_launchpad_update_spec_and_rerun(lp: Any, root: Path) -> None:
+    from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
+
+    a = Firework([AttributesSeenTask()], fw_id=1, name="a")
+    b = Firework([AttributesSeenTask()], fw_id=2, name="b", parents=[a])
+    lp.add_wf(Workflow([a, b]))
+    tlp = TaskLaunchPad(lp)
+    rapidfire(lp, root)
+    # FireWorks only updates Fireworks that have not run (READY, WAITING, FIZZLED, ...).
+    tlp.update_spec([1, 2], {"x": 1})
+    assert "x" not in lp.get_fw_by_id(1).spec
+    assert tlp.rerun_fw(1) == [1, 2]
+    assert [lp.get_fw_by_id(i).state for i in (1, 2)] == ["READY", "WAITING"]
+    tlp.update_spec([1, 2], {"x": 1})
+    assert [lp.get_fw_by_id(i).spec["x"] for i in (1, 2)] == [1, 1]
+    new = tlp.add_wf(Firework([AttributesSeenTask()], name="added"))
+    assert list(new.values()) == [3]
+    tlp.pause_fw(3)
+    assert lp.get_fw_by_id(3).state == "PAUSED"
+    tlp.resume_fw(3)
+    assert lp.get_fw_by_id(3).state == "READY"
+    tlp.defuse_fw(3)
+    assert lp.get_fw_by_id(3).state == "DEFUSED"
+
+
+# -- _files_in / _files_out -----------------------------------------------------------------
+
+
+def test_files_in_out(lp: Any, root: Path) -> None:
+    """FireWorks' test_files_in_out: the .gz file lands decompressed as fwtest.2."""
+    fw1 = Firework(
+        [ScriptTask.from_str('echo "This is the first FireWork" > test1')],
+        spec={"_files_out": {"fwtest1": "test1"}},
+        fw_id=1,
+    )
+    fw2 = Firework(
+        [ScriptTask.from_str("gzip hello")],
+        fw_id=2,
+        parents=[fw1],
+        spec={
+            "_files_in": {"fwtest1": "hello"},
+            "_files_out": {"fw2": "hello.gz", "again": "hello.gz"},
+        },
+    )
+    fw3 = Firework(
+        [ScriptTask.from_str("cat fwtest.2", {"store_stdout": True})],
+        fw_id=3,
+        parents=[fw2],
+        spec={"_files_in": {"fw2": "fwtest.2", "again": "copy.gz"}},
+    )
+    lp.add_wf(Workflow([fw1, fw2, fw3]))
+    assert rapidfire(lp, root) == 3
+    assert stored(lp, 3)["stdout"] == "This is the first FireWork\n"
+    d3 = Path(lp.get_launch_by_id(3).launch_dir)
+    assert (d3 / "fwtest.2").read_text() == "This is the first FireWork\n"
+    # A destination ending in .gz is written compressed.
+    with gzip.open(d3 / "copy.gz", "rt") as f:
+        assert f.read() == "This is the first FireWork\n"
+    assert lp.get_fw_by_id(3).spec["_files_prev"]["fw2"].endswith("hello.gz")
+
+
+# -- FW.json --------------------------------------------------------------------------------
+
+
+def test_fw_json_written_by_default(lp: Any, root: Path) -> None:
+    fw = Firework([ScriptTask.from_str("cat FW.json > copy.json")], spec={"k": 1}, name="j")
+    lp.add_wf(fw)
+    rapidfire(lp, root)
+    d = Path(lp.get_launch_by_id(1).launch_dir)
+    doc = json.loads((d / "FW.json").read_text())
+    assert doc["fw_id"] == 1
+    assert doc["name"] == "j"
+    assert doc["state"] == "RUNNING"
+    assert doc["spec"]["k"] == 1
+    assert [(lch["launch_id"], lch["state"]) for lch in doc["launches"]] == [(1, "RUNNING")]
+    assert "archived_launches" not in doc
+    # The Firetasks see it (written before the first one runs).
+    assert json.loads((d / "copy.json").read_text()) == doc
+
+
+def test_fw_json_lists_archived_launches_after_a_rerun(lp: Any, root: Path) -> None:
+    from prefect_fireworks.ops.rerun import rerun_fws
+
+    lp.add_wf(Firework([ScriptTask.from_str("true")]))
+    rapidfire(lp, root)
+    rerun_fws(lp, [1])
+    rapidfire(lp, root)
+    doc = json.loads((Path(lp.get_launch_by_id(2).launch_dir) / "FW.json").read_text())
+    assert [lch["launch_id"] for lch in doc["launches"]] == [2]
+    assert [lch["launch_id"] for lch in doc["archived_launches"]] == [1]
+
+
+def test_fw_json_can_be_turned_off(lp: Any, root: Path) -> None:
+    from prefect_fireworks.runtime.rocket import Rocket, checkout
+
+    lp.add_wf(Firework([ScriptTask.from_str("true")]))
+    fw_doc, launch_id = checkout(lp, FWorker(), launch_root=root)
+    assert fw_doc is not None and launch_id is not None
+    result = Rocket(lp, fw_doc, launch_id, print_fw_json=False).run()
+    assert result.state == "COMPLETED"
+    assert not os.path.exists(os.path.join(result.launch_dir, "FW.json"))
+
+
+# -- _background_tasks ----------------------------------------------------------------------
+
+
+def test_background_task(lp: Any, root: Path) -> None:
+    """FireWorks' test_backgroundtask: a FileWriteTask run once and on finish."""
+    bg = BackgroundTask(
+        FileWriteTask(files_to_write=[{"filename": "hello.txt", "contents": "hello"}]),
+        num_launches=1,
+        run_on_finish=True,
+    )
+    fw = Firework(
+        [ScriptTask.from_str("echo 'testing background...'", {"store_stdout": True})],
+        spec={"_background_tasks": [bg.to_dict()]},
+    )
+    lp.add_wf(fw)
+    rapidfire(lp, root)
+    d = Path(lp.get_launch_by_id(1).launch_dir)
+    assert (d / "hello.txt").read_text() == "hello"
+    assert lp.get_fw_by_id(1).state == "COMPLETED"
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text + "\n")
+
+
+def _wait_for_lines(path: str, n: int) -> int:
+    import time
+
+    for _ in range(2000):
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = f.read().splitlines()
+            if len(lines) >= n:
+                return len(lines)
+        time.sleep(0.005)
+    raise RuntimeError(f"{path} never had {n} lines")
+
+
+def test_background_task_runs_num_launches_times_then_on_finish(lp: Any, root: Path) -> None:
+    bg = BackgroundTask(
+        [PyTask(func=f"{__name__}._append", args=["bg.txt", "tick"])],
+        num_launches=2,
+        sleep_time=0.01,
+        run_on_finish=True,
+    )
+    fw = Firework(
+        [PyTask(func=f"{__name__}._wait_for_lines", args=["bg.txt", 2])],
+        spec={"_background_tasks": [bg.to_dict()]},
+    )
+    lp.add_wf(fw)
+    rapidfire(lp, root)
+    d = Path(lp.get_launch_by_id(1).launch_dir)
+    assert (d / "bg.txt").read_text() == "tick\n" * 3
+
+
+def test_background_task_failure_does_not_fail_the_firework(lp: Any, root: Path) -> None:
+    bad = BackgroundTask([PyTask(func="math.sqrt", args=[-1])], num_launches=1)
+    fw = Firework([ScriptTask.from_str("true")], spec={"_background_tasks": [bad.to_dict()]})
+    lp.add_wf(fw)
+    rapidfire(lp, root)
+    assert lp.get_fw_by_id(1).state == "COMPLETED"
+
+
+def test_background_task_failing_on_finish_fizzles(lp: Any, root: Path) -> None:
+    bad = BackgroundTask([PyTask(func="math.sqrt", args=[-1])], num_launches=0, run_on_finish=True)
+    bad.sleep_time = 3600
+    fw = Firework([ScriptTask.from_str("true")], spec={"_background_tasks": [bad.to_dict()]})
+    lp.add_wf(fw)
+    rapidfire(lp, root)
+    assert lp.get_fw_by_id(1).state == "FIZZLED"
+    assert stored(lp, 1)["_task"] is None
