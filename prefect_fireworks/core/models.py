@@ -507,3 +507,65 @@ class Launch(BaseModel):
     def from_dict(cls, d: Mapping[str, Any]) -> Launch:
         """Load a ``launches`` document."""
         return cls(**{k: v for k, v in d.items() if k != "_id"})
+
+
+#: The keys of FireWorks' ``Launch.to_dict()``, in its order (the times are database-only).
+LAUNCH_DICT_KEYS = (
+    "fworker",
+    "fw_id",
+    "launch_dir",
+    "host",
+    "ip",
+    "trackers",
+    "action",
+    "state",
+    "state_history",
+    "launch_id",
+)
+
+
+def launch_to_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """FireWorks' ``Launch.to_dict()`` of a ``launches`` document.
+
+    This is the launch form FireWorks shows wherever a Firework carries its launches: FW.json,
+    ``spec._fizzled_parents`` and ``lpad get_fws -d more|all``.
+    """
+    d = {k: doc.get(k) for k in LAUNCH_DICT_KEYS}
+    d["trackers"] = d["trackers"] or []
+    d["state_history"] = d["state_history"] or []
+    return d
+
+
+def firework_to_dict(
+    doc: Mapping[str, Any],
+    launches: Iterable[Mapping[str, Any]] = (),
+    archived_launches: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """FireWorks' ``Firework.to_dict()`` of a ``fireworks`` document, launches expanded.
+
+    Args:
+        doc: the Firework document.
+        launches: its launch documents, in launch_id order.
+        archived_launches: its archived launch documents, in launch_id order.
+
+    Returns:
+        ``spec, fw_id, created_on, updated_on[, launches][, archived_launches][, state], name``
+        with the launches in `launch_to_dict` form (FireWorks' key order).
+    """
+    out: dict[str, Any] = {
+        "spec": doc.get("spec") or {},
+        "fw_id": doc.get("fw_id"),
+        "created_on": doc.get("created_on"),
+        "updated_on": doc.get("updated_on"),
+    }
+    lchs = [launch_to_dict(lch) for lch in launches]
+    if lchs:
+        out["launches"] = lchs
+    archived = [launch_to_dict(lch) for lch in archived_launches]
+    if archived:
+        out["archived_launches"] = archived
+    state = doc.get("state", st.WAITING)
+    if state != st.WAITING:
+        out["state"] = state
+    out["name"] = doc.get("name", "Unnamed FW")
+    return out
