@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, ClassVar, TypeVar, overload
 
 from prefect_fireworks.core.models import FWAction
+from prefect_fireworks.runtime import reaper
 
 __all__ = [
     "FW_NAME_ALIASES",
@@ -706,7 +707,8 @@ def _run_teed(
         finally:
             proc.stdin.close()
     try:
-        rc = proc.wait()
+        with reaper.watching(proc.pid):  # grandchildren too, if the worker is killed
+            rc = proc.wait()
     except BaseException:
         _kill_group(proc)
         raise
