@@ -1,6 +1,6 @@
 """Write docs/cli.md from the lpad app itself (``python docs/gen_cli.py``).
 
-tests/test_docs_cli.py checks the file is current, so the reference never drifts from the code.
+tests/docs/test_docs_cli.py checks the file is current, so the reference never drifts from the code.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 Fizzle or rerun launches whose heartbeat stopped.
 
-The flow lives in the installed package (``prefect_fireworks.prefect.rerun_flows``);
+The flow lives in the installed package (``prefect_fireworks.prefect.lostruns_flow``);
 this file only exposes it to ``prefect deploy`` (see ``prefect.yaml``).
 ``python detect_lostruns.py`` serves it as ``detect-lostruns``.
 """
 
-from prefect_fireworks.prefect.rerun_flows import detect_lostruns
+from prefect_fireworks.prefect.lostruns_flow import detect_lostruns
 
 __all__ = ["detect_lostruns"]
 

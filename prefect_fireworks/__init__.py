@@ -21,7 +21,7 @@ _EXPORTS = {
     "Firetask": "prefect_fireworks.runtime.firetasks",
     "PyTask": "prefect_fireworks.runtime.firetasks",
     "ScriptTask": "prefect_fireworks.runtime.firetasks",
-    "LaunchPad": "prefect_fireworks.store.launchpad",
+    "LaunchPad": "prefect_fireworks.runtime.launchpad",
     "FWAction": "prefect_fireworks.core.models",
     "Firework": "prefect_fireworks.core.models",
     "Launch": "prefect_fireworks.core.models",
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
         PyTask,
         ScriptTask,
     )
-    from prefect_fireworks.store.launchpad import LaunchPad
+    from prefect_fireworks.runtime.launchpad import LaunchPad
 
 
 def __getattr__(name: str) -> Any:

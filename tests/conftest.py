@@ -75,7 +75,7 @@ def lp(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     ``PREFECT_INTEGRATIONS_FIREWORKS_DATABASE`` is set too, so ``lpad`` (in-process or as a
     subprocess) and the flows use the same database.
     """
-    from prefect_fireworks.store.launchpad import LaunchPad
+    from prefect_fireworks.runtime.launchpad import LaunchPad
 
     monkeypatch.setenv("PREFECT_INTEGRATIONS_FIREWORKS_DATABASE", db_name)
     launchpad = LaunchPad.from_uri(mongo_uri, name=db_name)

@@ -103,8 +103,8 @@ class AppState:
     def launchpad(self) -> LaunchPad:
         """The LaunchPad these options point at (connected and checked once)."""
         if self._lp is None:
+            from prefect_fireworks.runtime.launchpad import LaunchPad
             from prefect_fireworks.store.config import check_connection
-            from prefect_fireworks.store.launchpad import LaunchPad
 
             if self.block:
                 from prefect_fireworks.prefect.blocks import load_launchpad

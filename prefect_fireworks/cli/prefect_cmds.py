@@ -124,7 +124,7 @@ def create(
     """
     from prefect_fireworks.prefect import automations as am
     from prefect_fireworks.prefect.deployments import RERUN_FWS, require_deployment
-    from prefect_fireworks.prefect.rerun_flows import check_stacktrace_regex
+    from prefect_fireworks.ops.rerun import check_stacktrace_regex
 
     am.check_budget(max_reruns)
     check_stacktrace_regex(stacktrace_regex)

@@ -1,4 +1,5 @@
-"""FireWorks' rerun: select -> plan -> apply, with task-level recovery.
+"""FireWorks' rerun as plan -> apply, with task-level recovery (the entry point that selects,
+validates and confirms is :mod:`prefect_fireworks.ops.rerun`).
 
 Rerunning a Firework archives all its launches into ``archived_launches`` and does the same for
 every descendant reached through non-WAITING children; the Firework becomes READY (or WAITING if a
@@ -25,7 +26,7 @@ import getpass
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,9 +34,10 @@ from pymongo import UpdateOne
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.models import isoformat
-from prefect_fireworks.ops.selection import Selector, confirm_mass
-from prefect_fireworks.store.queries import id_queries
-from prefect_fireworks.store.workflow_editor import WorkflowEditor
+from prefect_fireworks.ops.editor import Progress, SkippedTarget, TrackingEditor
+from prefect_fireworks.ops.workflows import WF_FIELDS, group_by_workflow
+from prefect_fireworks.store.idranges import id_queries
+from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -44,16 +46,6 @@ RecoverMode = Literal["cp", "prev_dir"]
 RECOVER_MODES: tuple[str, ...] = ("cp", "prev_dir")
 #: Environment variable standing in for FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` config.
 EXCEPT_DETAILS_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_EXCEPT_DETAILS_ON_RERUN"
-#: Progress callback: called with the number of Fireworks just written.
-Progress = Callable[[int], None]
-
-_WF_FIELDS = {"nodes": 1, "links": 1, "fw_states": 1, "state": 1}
-#: Fields a reset changes; Fireworks changed in nothing else are written in groups.
-_RESET_FIELDS = frozenset({"state", "updated_on", "launches", "archived_launches"})
-
-
-DEFAULT_MAX_RERUNS = 3
-"""Default budget of automatic reruns per Firework (counted from its archived launches)."""
 
 
 def except_details_default() -> bool:
@@ -93,16 +85,6 @@ class RerunEntry:
     state_before: str
     state_after: str
     archived: list[int] = field(default_factory=list)
-    recovery: str | None = None
-
-
-@dataclass
-class SkippedTarget:
-    """A target left as it is, and why (FireWorks' state gate)."""
-
-    fw_id: int
-    state: str
-    reason: str
     recovery: str | None = None
 
 
@@ -217,83 +199,9 @@ def validate_options(
 
 
 # -- the computation shared by plan and apply ----------------------------------------------------
-class _RerunEditor(WorkflowEditor):
-    """A WorkflowEditor that records, for each Firework reset, its state and launches before."""
-
-    def __init__(self, lp: LaunchPad, wf_doc: Mapping[str, Any]) -> None:
-        super().__init__(lp, wf_doc)
-        self.before: dict[int, tuple[str, list[int]]] = {}
-        self.archived: dict[int, list[int]] = {}
-        #: state of each Firework before its first change here.
-        self.first_state: dict[int, str] = {}
-
-    def set_state(self, fw_id: int, state: str) -> None:
-        self.first_state.setdefault(fw_id, self.fw(fw_id)["state"])
-        super().set_state(fw_id, state)
-
-    def _reset_one(self, fw_id: int, except_details: bool) -> None:
-        fw = self.fw(fw_id)
-        self.before.setdefault(fw_id, (fw["state"], list(fw["launches"])))
-        moved = self.archived.setdefault(fw_id, [])
-        moved.extend(i for i in fw["launches"] if i not in moved)
-        super()._reset_one(fw_id, except_details)
-
-    def commit_grouped(self) -> str:
-        """Commit, writing Fireworks that only a reset changed with one ``update_many`` per
-        final state (a pipeline update moving ``launches`` into ``archived_launches``)."""
-        groups: dict[tuple[str, bool], list[int]] = {}
-        for fid, fields in list(self._dirty.items()):
-            if fid in self.archived and fields <= _RESET_FIELDS:
-                moved = "launches" in fields
-                groups.setdefault((self.fws[fid]["state"], moved), []).append(fid)
-                del self._dirty[fid]
-        for (state, moved), ids in groups.items():
-            sets: dict[str, Any] = {"state": state, "updated_on": self.now}
-            if moved:
-                sets["archived_launches"] = {
-                    "$setUnion": [
-                        {"$ifNull": ["$archived_launches", []]},
-                        {"$ifNull": ["$launches", []]},
-                    ]
-                }
-                sets["launches"] = {"$literal": []}
-            for q in id_queries("fw_id", ids):
-                self.lp.fireworks.update_many(q, [{"$set": sets}])
-        return self.commit()
-
-    def preload(self, fw_ids: Iterable[int], except_details: bool) -> None:
-        """Load, in one query, every Firework a rerun of ``fw_ids`` can touch.
-
-        Uses the cached ``fw_states`` to follow non-WAITING children (what the rerun visits)
-        plus their direct children (whose state it checks).
-        """
-        want: set[int] = set(fw_ids)
-        stack = list(want)
-        while stack:
-            cur = stack.pop()
-            for c in self.children(cur):
-                if c in want:
-                    continue
-                want.add(c)
-                if self.fw_states.get(c) != st.WAITING:
-                    stack.append(c)
-        self.load_fws(want)
-        if except_details:
-            last = [
-                d["launches"][-1]
-                for d in self.fws.values()
-                if d["state"] == st.FIZZLED and d["launches"]
-            ]
-            self.load_launches(last)
-
-
-def _wf_root(nodes: Iterable[int]) -> int:
-    return min(int(n) for n in nodes)
-
-
 def _recovery_for(
     lp: LaunchPad,
-    ed: _RerunEditor,
+    ed: TrackingEditor,
     fw_id: int,
     recover_launch: int | str,
     mode: str | None,
@@ -327,7 +235,7 @@ def _recovery_for(
 
 def _run_steps(
     lp: LaunchPad,
-    ed: _RerunEditor,
+    ed: TrackingEditor,
     steps: Sequence[tuple[int, int | str | None, bool]],
     opts: RerunOptions,
     cache: dict[int, dict[str, Any] | None],
@@ -382,7 +290,7 @@ def _run_steps(
         roles[fw_id] = "duplicate" if is_dup and roles.get(fw_id) != "target" else "target"
         rec_action[fw_id] = action
         top.append(fw_id)
-    root = _wf_root(ed.links)
+    root = wf_id_of(ed.links)
     entries = [
         RerunEntry(
             fw_id=i,
@@ -452,19 +360,10 @@ def _steps_by_workflow(
         for d in dupes.get(i, []):
             steps.append((d, recover[i], True))
     step_ids = list(dict.fromkeys(s[0] for s in steps))
-    wf_docs: dict[int, dict[str, Any]] = {}
-    owner: dict[int, int] = {}
-    for wf in lp.workflows.find({"nodes": {"$in": step_ids}}, {**_WF_FIELDS, "_id": 1}):
-        root = _wf_root(wf["nodes"])
-        wf_docs[root] = wf
-        node_set = set(wf["nodes"])
-        for i in step_ids:
-            if i in node_set:
-                owner[i] = root
+    by_wf, wf_docs = group_by_workflow(lp, step_ids)
+    owner = {i: root for root, members in by_wf.items() for i in members}
     grouped: dict[int, list[tuple[int, int | str | None, bool]]] = {}
     for s in steps:
-        if s[0] not in owner:
-            raise ValueError(f"FW with id: {s[0]} not found!")
         grouped.setdefault(owner[s[0]], []).append(s)
     return grouped, wf_docs
 
@@ -521,11 +420,23 @@ def plan_rerun(
         rerun_duplicates=rerun_duplicates,
         except_details=except_details_default() if except_details is None else except_details,
     )
+    return plan_with_options(lp, fw_ids, opts)
+
+
+def plan_with_options(lp: LaunchPad, fw_ids: Sequence[int], opts: RerunOptions) -> RerunPlan:
+    """:func:`plan_rerun` with options already validated (by :func:`validate_options`).
+
+    Raises:
+        ValueError: ids that do not exist, launches without recovery data, or a launch_ids
+            list whose length differs from ``fw_ids``.
+    """
+    if opts.launch_ids and len(opts.launch_ids) != len(fw_ids):
+        raise ValueError("Specify the same number of tasks and launches")
     plan = RerunPlan(targets=[int(i) for i in fw_ids], options=opts)
     grouped, wf_docs = _steps_by_workflow(lp, fw_ids, opts)
     cache: dict[int, dict[str, Any] | None] = {}
     for root, steps in grouped.items():
-        ed = _RerunEditor(lp, wf_docs[root])
+        ed = TrackingEditor(lp, wf_docs[root])
         entries, skipped, recovery, _ = _run_steps(lp, ed, steps, opts, cache)
         plan.entries.extend(entries)
         plan.skipped.extend(skipped)
@@ -550,8 +461,8 @@ def apply_rerun(lp: LaunchPad, plan: RerunPlan, progress: Progress | None = None
     cache: dict[int, dict[str, Any] | None] = {}
     for root, steps in plan.workflows.items():
         with lp.wf_lock(steps[0][0]):
-            doc = lp.get_wf_doc(steps[0][0], {**_WF_FIELDS, "_id": 1})
-            ed = _RerunEditor(lp, doc)
+            doc = lp.get_wf_doc(steps[0][0], {**WF_FIELDS, "_id": 1})
+            ed = TrackingEditor(lp, doc)
             entries, skipped, recovery, top = _run_steps(lp, ed, steps, plan.options, cache)
             ed.commit_grouped()
             now = isoformat()
@@ -587,70 +498,3 @@ def apply_rerun(lp: LaunchPad, plan: RerunPlan, progress: Progress | None = None
             progress(len(entries) or len(steps))
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def rerun_fws(
-    lp: LaunchPad,
-    selection: Selector | Sequence[int] | int,
-    task_level: bool = False,
-    launch_ids: Sequence[int] | None = None,
-    recover_mode: str | None = None,
-    clear_recovery: bool = False,
-    rerun_duplicates: bool = True,
-    except_details: bool | None = None,
-    dry_run: bool = False,
-    password: str | None = None,
-    ask: Callable[[str], bool] | None = None,
-    progress: Progress | None = None,
-    confirm: bool = True,
-) -> RerunResult:
-    """``lpad rerun_fws`` as a function: select, validate, confirm, plan, apply.
-
-    Args:
-        lp: the LaunchPad.
-        selection: a :class:`Selector` or fw_ids.
-        task_level: see :func:`plan_rerun` (and the other rerun options).
-        launch_ids: see :func:`plan_rerun`.
-        recover_mode: see :func:`plan_rerun`.
-        clear_recovery: see :func:`plan_rerun`.
-        rerun_duplicates: see :func:`plan_rerun`.
-        except_details: see :func:`plan_rerun`.
-        dry_run: compute and return the plan; write nothing.
-        password: today's date, for more than 10 Fireworks.
-        ask: asks the user instead of a password (``None``: nobody can answer).
-        progress: see :func:`apply_rerun`.
-        confirm: apply FireWorks' more-than-10 confirmation.
-
-    Raises:
-        ValueError: any bad input; nothing is written then.
-
-    Example:
-        ```python
-        from prefect_fireworks.ops.selection import Selector
-
-        rerun_fws(lp, Selector(state="FIZZLED"), password="2026-01-31")
-        ```
-    """
-    if isinstance(selection, Selector):
-        ids = selection.resolve(lp)
-    elif isinstance(selection, int):
-        ids = Selector(fw_ids=[selection]).resolve(lp)
-    else:
-        ids = Selector(fw_ids=[int(i) for i in selection]).resolve(lp)
-    plan = plan_rerun(
-        lp,
-        ids,
-        task_level=task_level,
-        launch_ids=launch_ids,
-        recover_mode=recover_mode,
-        clear_recovery=clear_recovery,
-        rerun_duplicates=rerun_duplicates,
-        except_details=except_details,
-    )
-    if dry_run:
-        out = RerunResult(**{k: getattr(plan, k) for k in plan.__dataclass_fields__})
-        out.dry_run = True
-        return out
-    if confirm:
-        confirm_mass(len(ids), password, ask)
-    return apply_rerun(lp, plan, progress)

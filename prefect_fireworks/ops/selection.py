@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from prefect_fireworks.core import states as st
-from prefect_fireworks.store.launchpad import PW_CHECK_NUM, QueryError, check_password, check_query
+from prefect_fireworks.core.constants import PW_CHECK_NUM
+from prefect_fireworks.store.maintenance import check_password
+from prefect_fireworks.store.queries import QueryError, check_query
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from prefect_fireworks.store.queries import find_by_ids
+from prefect_fireworks.store.idranges import find_by_ids
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad

@@ -1,6 +1,6 @@
 """Automations and schedules that rerun FIZZLED Fireworks without a human.
 
-Two mechanisms, both running the ``rerun-fws`` deployment (`prefect_fireworks.prefect.rerun_flows`):
+Two mechanisms, both running the ``rerun-fws`` deployment (`prefect_fireworks.prefect.rerun_flow`):
 
 - the automation ``rerun-fizzled-fireworks`` (`create_rerun_automation`): triggered by the
   project's event ``fireworks.firework.fizzled`` (one per FIZZLED launch, emitted by
@@ -29,8 +29,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS
+from prefect_fireworks.ops.rerun import check_stacktrace_regex
 from prefect_fireworks.prefect.deployments import RERUN_FWS, require_deployment
-from prefect_fireworks.prefect.rerun_flows import DEFAULT_MAX_RERUNS, check_stacktrace_regex
 
 if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore

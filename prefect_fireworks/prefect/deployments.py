@@ -93,13 +93,13 @@ def deployment_specs(
         ),
         DeploymentSpec(
             RERUN_FWS,
-            "prefect_fireworks.prefect.rerun_flows:rerun_fws",
+            "prefect_fireworks.prefect.rerun_flow:rerun_fws",
             "Rerun Fireworks (lpad rerun_fws), then run them through the run-workflow deployment.",
             dict(lp),
         ),
         DeploymentSpec(
             DETECT_LOSTRUNS,
-            "prefect_fireworks.prefect.rerun_flows:detect_lostruns",
+            "prefect_fireworks.prefect.lostruns_flow:detect_lostruns",
             "Find launches whose heartbeat stopped; fizzle them (or rerun them).",
             {**lp, "fizzle": True},
             cron=detect_lostruns_cron,

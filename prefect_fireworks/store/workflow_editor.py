@@ -12,17 +12,29 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import InsertOne, UpdateOne
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.dictmods import apply_mod
 from prefect_fireworks.core.models import FWAction, Workflow, isoformat, parent_links, utcnow
-from prefect_fireworks.store.queries import find_by_ids
+from prefect_fireworks.store.idranges import find_by_ids
 
 if TYPE_CHECKING:
-    from prefect_fireworks.store.launchpad import LaunchPad
+    from pymongo.collection import Collection
+
+
+class EditorStore(Protocol):
+    """What the editor needs from the store (a LaunchPad provides it)."""
+
+    fireworks: Collection
+    launches: Collection
+    workflows: Collection
+
+    def reserve_fw_ids(self, n: int) -> int: ...
+
+    def load_action(self, launch_doc: Mapping[str, Any]) -> dict[str, Any] | None: ...
 
 
 _FW_FIELDS = {
@@ -45,11 +57,11 @@ class WorkflowEditor:
     """One workflow, loaded for a read-modify-write under its lock.
 
     Args:
-        lp: the LaunchPad.
+        lp: the store (a LaunchPad).
         wf_doc: the workflow document (needs ``_id``, ``nodes``, ``links``, ``fw_states``).
     """
 
-    def __init__(self, lp: LaunchPad, wf_doc: Mapping[str, Any]) -> None:
+    def __init__(self, lp: EditorStore, wf_doc: Mapping[str, Any]) -> None:
         self.lp = lp
         self.wf_id = wf_doc["_id"]
         self.links: dict[int, list[int]] = {

@@ -141,14 +141,14 @@ def test_rerun_by_stacktrace_lm(lp, run_cli, tmp_path, monkeypatch):
 def test_mass_password_gate(gods, run_cli, monkeypatch):
     before = _snapshot(gods)
     # On a terminal the user is asked; "n" aborts, nothing written.
-    import prefect_fireworks.cli.rerun as cli_rerun
+    import prefect_fireworks.cli.apply as cli_apply
 
     def tty_asker():
         import typer
 
         return lambda prompt: typer.prompt(prompt).strip()[:1].lower() == "y"
 
-    monkeypatch.setattr(cli_rerun, "asker", tty_asker)
+    monkeypatch.setattr(cli_apply, "asker", tty_asker)
     res = run_cli(["rerun_fws", "-s", "COMPLETED"], code=2, input="n\n")
     assert "Are you sure? This will modify 14 entries. (Y/N)" in res.stdout
     assert "Operation aborted by user." in res.stderr

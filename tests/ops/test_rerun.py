@@ -99,7 +99,7 @@ def test_state_gate_archived_defused_untouched_waiting_skipped(gods):
 def test_defused_descendant_is_reset_by_an_ancestor_rerun(gods):
     lp = gods
     run_all(lp)
-    from prefect_fireworks.ops.state_ops import defuse_fws
+    from prefect_fireworks.ops.transitions import defuse_fws
 
     defuse_fws(lp, [9])
     assert states(lp, [9])[9] == st.DEFUSED

@@ -19,7 +19,7 @@ from prefect_fireworks.prefect.artifacts import (
     workflow_progress,
 )
 from prefect_fireworks.prefect.flows import run_workflow
-from prefect_fireworks.prefect.rerun_flows import rerun_fws
+from prefect_fireworks.prefect.rerun_flow import rerun_fws
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -36,7 +36,7 @@ from prefect_fireworks.prefect.automations import (
 from prefect_fireworks.prefect.deployments import RERUN_FWS
 from prefect_fireworks.prefect.flows import FIZZLED_EVENT as EMITTED_EVENT
 from prefect_fireworks.prefect.flows import run_workflow
-from prefect_fireworks.prefect.rerun_flows import rerun_fws
+from prefect_fireworks.prefect.rerun_flow import rerun_fws
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

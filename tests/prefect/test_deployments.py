@@ -19,7 +19,7 @@ from prefect_fireworks.prefect.deployments import DETECT_LOSTRUNS_CRON
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-FLOWS = Path(__file__).resolve().parent.parent / "flows"
+FLOWS = Path(__file__).resolve().parents[2] / "flows"
 NAMES = ["run-workflow", "rapidfire", "rerun-fws", "detect-lostruns"]
 
 
@@ -54,7 +54,7 @@ def test_lpad_deploy_pool_creates_the_four_deployments(run_cli: Any) -> None:
         assert client.read_work_pool(pool).type == "process"
     found = _deployments(pool)
     assert sorted(found) == sorted(NAMES)
-    assert found["rerun-fws"].entrypoint == "prefect_fireworks.prefect.rerun_flows.rerun_fws"
+    assert found["rerun-fws"].entrypoint == "prefect_fireworks.prefect.rerun_flow.rerun_fws"
     assert found["run-workflow"].parameters == {"launchpad": "my-lp"}
     assert found["detect-lostruns"].parameters == {"launchpad": "my-lp", "fizzle": True}
     (sched,) = found["detect-lostruns"].schedules

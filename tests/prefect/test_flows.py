@@ -274,7 +274,7 @@ def _quickstart_module():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parent.parent / "examples" / "quickstart.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
     spec = importlib.util.spec_from_file_location("quickstart_example", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

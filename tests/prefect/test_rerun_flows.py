@@ -14,7 +14,7 @@ from prefect_fireworks import Firework, ScriptTask
 from prefect_fireworks.core import states as st
 from prefect_fireworks.prefect.deployments import RUN_WORKFLOW
 from prefect_fireworks.prefect.flows import run_workflow
-from prefect_fireworks.prefect.rerun_flows import rerun_fws
+from prefect_fireworks.prefect.rerun_flow import rerun_fws
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -139,7 +139,7 @@ def test_rerun_triggers_the_run_workflow_deployment(
 
 
 def test_detect_lostruns_flow_fizzles_and_reruns_a_lost_launch(lp: Any, tmp_path: Path) -> None:
-    from prefect_fireworks.prefect.rerun_flows import detect_lostruns
+    from prefect_fireworks.prefect.lostruns_flow import detect_lostruns
     from prefect_fireworks.store.launchpad import FWorker
 
     fw_id = add(lp, always_fails("lost"))

@@ -1,0 +1,425 @@
+"""The state commands: defuse, reignite, pause and resume (Fireworks and workflows), archive
+and delete workflows, ``detect_lostruns``, and ``lpad admin`` (unlock, refresh, tuneup).
+
+Each parses its options, selects, and calls the operations layer (plan, then apply under the
+workflow locks) through :func:`prefect_fireworks.cli.apply.apply_to_selected`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from prefect_fireworks.cli.app import app
+from prefect_fireworks.cli.apply import apply_to_selected, confirmer
+from prefect_fireworks.cli.common import (
+    OUT,
+    STATE,
+    DryRunOpt,
+    FwIdsOpt,
+    JsonOpt,
+    LaunchesModeOpt,
+    NameOpt,
+    PasswordOpt,
+    QueryOpt,
+    StateOpt,
+    command,
+)
+from prefect_fireworks.core.constants import RUN_EXPIRATION_SECS
+from prefect_fireworks.ops import transitions as tr
+from prefect_fireworks.ops.admin import refresh_wflows, unlock_wflows
+from prefect_fireworks.ops.deletion import delete_wflows as delete_wflows_op
+from prefect_fireworks.ops.lostruns import detect_lostruns as detect_lostruns_op
+from prefect_fireworks.ops.selection import Selector, parse_query
+from prefect_fireworks.ops.transitions import Op, OpResult, run_op
+from prefect_fireworks.ops.workflows import resolve_wf_ids
+
+admin_app = typer.Typer(
+    name="admin",
+    help="Maintenance: unlock workflows, refresh their states, (re)create indexes.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(admin_app, name="admin")
+
+
+def _selector(
+    fw_id: str | None, name: str | None, state: str | None, query: str | None, lm: bool = False
+) -> Selector:
+    return Selector.from_options(fw_id, name, state, query, lm)
+
+
+def _op_summary(as_json: bool) -> Callable[[OpResult, bool], None]:
+    def show(res: OpResult, dry: bool) -> None:
+        if as_json:
+            d = res.to_dict()
+            d["dry_run"] = dry
+            OUT.json(d)
+            return
+        head = "Would change" if dry else "Changed"
+        rows = [
+            (c.fw_id, c.name, c.wf_id, f"{c.state_before} -> {c.state_after}") for c in res.changes
+        ]
+        OUT.table(
+            rows,
+            ["fw_id", "name", "workflow", "state"],
+            title=f"{res.command}: {head.lower()} {len(rows)} Firework(s)",
+        )
+        if res.skipped:
+            OUT.table(
+                [(s.fw_id, s.state, s.reason) for s in res.skipped],
+                ["fw_id", "state", "skipped because"],
+                title=f"{len(res.skipped)} target(s) left as they are",
+            )
+        extra = f", {len(res.archived)} launch(es) archived" if res.archived else ""
+        OUT.text(
+            f"{res.command}: {len(rows)} Firework(s) changed{extra}."
+            + (" Dry run: nothing was written." if dry else "")
+        )
+
+    return show
+
+
+# -- Firework and workflow operations ------------------------------------------------------------
+def _run_fw_op(
+    command_name: str,
+    op: Op,
+    sel: Selector,
+    password: str | None,
+    dry_run: bool,
+    as_json: bool,
+    *,
+    workflows: bool = False,
+) -> None:
+    lp = STATE.launchpad()
+    ids = resolve_wf_ids(lp, sel) if workflows else sel.resolve(lp)
+    if not ids:
+        OUT.info("Nothing matches the selection.")
+        return
+    apply_to_selected(
+        title=command_name,
+        n_targets=len(ids),
+        plan=lambda: run_op(lp, command_name, ids, op, True, load_all=workflows),
+        apply=lambda p, adv: run_op(
+            lp, command_name, ids, op, False, progress=adv, load_all=workflows
+        ),
+        total=lambda p: len(ids),
+        summarise=_op_summary(as_json),
+        password=password,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@command(app, "defuse_fws")
+def defuse_fws(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    launches_mode: LaunchesModeOpt = False,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Defuse Fireworks: they and their descendants will not run until reignited.
+
+    COMPLETED, RUNNING and RESERVED Fireworks are rerun first (launches archived, children
+    reset), then defused; ARCHIVED ones cannot be defused.
+    """
+    sel = _selector(fw_id, name, state, query, launches_mode)
+    _run_fw_op("defuse_fws", tr.op_defuse, sel, password, dry_run, as_json)
+
+
+@command(app, "reignite_fws")
+def reignite_fws(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    launches_mode: LaunchesModeOpt = False,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reignite DEFUSED Fireworks (WAITING, READY once their parents are COMPLETED)."""
+    sel = _selector(fw_id, name, state, query, launches_mode)
+    _run_fw_op("reignite_fws", tr.op_reignite, sel, password, dry_run, as_json)
+
+
+@command(app, "pause_fws")
+def pause_fws(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    launches_mode: LaunchesModeOpt = False,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pause WAITING, READY or RESERVED Fireworks (resume with resume_fws)."""
+    sel = _selector(fw_id, name, state, query, launches_mode)
+    _run_fw_op("pause_fws", tr.op_pause, sel, password, dry_run, as_json)
+
+
+@command(app, "resume_fws")
+def resume_fws(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    launches_mode: LaunchesModeOpt = False,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume PAUSED Fireworks."""
+    sel = _selector(fw_id, name, state, query, launches_mode)
+    _run_fw_op("resume_fws", tr.op_resume, sel, password, dry_run, as_json)
+
+
+@command(app, "defuse_wflows", "defuse_wfs", "defuse-wfs")
+def defuse_wflows(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Defuse whole workflows (every Firework; COMPLETED ones are rerun first).
+
+    Unlike FireWorks 2.1.4's lpad (which pauses by mistake), this really defuses.
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    _run_fw_op(
+        "defuse_wflows", tr.op_defuse_wf(True), sel, password, dry_run, as_json, workflows=True
+    )
+
+
+@command(app, "pause_wflows", "pause_wfs", "pause-wfs")
+def pause_wflows(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pause whole workflows (every WAITING, READY or RESERVED Firework).
+
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    _run_fw_op("pause_wflows", tr.op_pause_wf, sel, password, dry_run, as_json, workflows=True)
+
+
+@command(app, "reignite_wflows", "reignite_wfs", "reignite-wfs")
+def reignite_wflows(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reignite whole workflows (every DEFUSED Firework).
+
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    _run_fw_op(
+        "reignite_wflows", tr.op_reignite_wf, sel, password, dry_run, as_json, workflows=True
+    )
+
+
+@command(app, "archive_wflows", "archive_wfs", "archive-wfs")
+def archive_wflows(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Archive whole workflows: launches archived, every Firework ARCHIVED. Irreversible
+    from the command line (rerun and reignite leave ARCHIVED Fireworks alone).
+
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    _run_fw_op("archive_wflows", tr.op_archive_wf, sel, password, dry_run, as_json, workflows=True)
+
+
+@command(app, "delete_wflows", "delete_wfs", "delete-wfs")
+def delete_wflows(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+    ldirs: Annotated[
+        bool, typer.Option("--ldirs", help="Also delete the launch directories.")
+    ] = False,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete whole workflows: Fireworks, their launches, the workflow document.
+
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    lp = STATE.launchpad()
+    ids = resolve_wf_ids(lp, sel)
+    if not ids:
+        OUT.info("Nothing matches the selection.")
+        return
+
+    def show(res: OpResult, dry: bool) -> None:
+        if as_json:
+            OUT.json(res.to_dict())
+            return
+        verb = "Would delete" if dry else "Deleted"
+        OUT.text(
+            f"{verb} {len(ids)} workflow(s): {len(res.extra['fireworks'])} Firework(s), "
+            f"{len(res.extra['launches'])} launch(es)"
+            + (f", {len(res.extra['launch_dirs'])} launch dir(s)" if ldirs and not dry else "")
+            + "."
+        )
+
+    apply_to_selected(
+        title="Deleting",
+        n_targets=len(ids),
+        plan=lambda: delete_wflows_op(lp, ids, ldirs, dry_run=True),
+        apply=lambda p, adv: delete_wflows_op(lp, ids, ldirs, progress=adv),
+        total=lambda p: len(ids),
+        summarise=show,
+        password=password,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
+
+
+@command(app, "detect_lostruns")
+def detect_lostruns(
+    time_: Annotated[
+        float,
+        typer.Option(
+            "--time", help="Seconds without a heartbeat after which a RUNNING launch is lost."
+        ),
+    ] = RUN_EXPIRATION_SECS,
+    fizzle: Annotated[bool, typer.Option("--fizzle", help="Mark lost launches FIZZLED.")] = False,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Mark lost launches FIZZLED and rerun their Fireworks.")
+    ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh", help="Refresh inconsistent Fireworks (RUNNING with a finished launch)."
+        ),
+    ] = False,
+    max_runtime: Annotated[
+        float | None,
+        typer.Option("--max_runtime", "--max-runtime", help="Only runs that lasted at most this."),
+    ] = None,
+    min_runtime: Annotated[
+        float | None,
+        typer.Option("--min_runtime", "--min-runtime", help="Only runs that lasted at least this."),
+    ] = None,
+    query: QueryOpt = None,
+    launch_query: Annotated[
+        str | None,
+        typer.Option(
+            "-lq", "--launch_query", "--launch-query", help="Restrict to launches matching this."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find RUNNING Fireworks whose launches stopped sending heartbeats (lost runs)."""
+    q = parse_query(query)
+    lq = parse_query(launch_query)
+    lp = STATE.launchpad()
+    res = detect_lostruns_op(
+        lp,
+        expiration_secs=time_,
+        fizzle=fizzle,
+        rerun=rerun,
+        max_runtime=max_runtime,
+        min_runtime=min_runtime,
+        refresh=refresh,
+        query=q,
+        launch_query=lq,
+    )
+    if as_json:
+        OUT.json(res.to_dict())
+        return
+    OUT.text(f"Detected {len(res.lost_launch_ids)} lost launches: {res.lost_launch_ids}")
+    OUT.text(f"Detected {len(res.lost_fw_ids)} lost FWs: {res.lost_fw_ids}")
+    OUT.text(f"Detected {len(res.inconsistent_fw_ids)} inconsistent FWs: {res.inconsistent_fw_ids}")
+    if res.lost_fw_ids and not (fizzle or rerun):
+        OUT.info("You can fix lost FWs using the --rerun or --fizzle arguments")
+    if res.inconsistent_fw_ids and not refresh:
+        OUT.info("You can fix inconsistent FWs using the --refresh argument")
+    if res.rerun:
+        OUT.text(f"Reran FWs: {json.dumps(res.rerun)}")
+
+
+# -- admin ---------------------------------------------------------------------------------------
+@command(admin_app, "unlock")
+def admin_unlock(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Remove the lock of workflows, whoever holds it (after a killed process).
+
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    lp = STATE.launchpad()
+    ids = resolve_wf_ids(lp, sel)
+    confirmer(password)(len(ids))
+    unlocked = unlock_wflows(lp, ids)
+    OUT.text(f"Finished unlocking {len(ids)} workflow(s); {len(unlocked)} were locked.")
+
+
+@command(admin_app, "refresh")
+def admin_refresh(
+    fw_id: FwIdsOpt = None,
+    name: NameOpt = None,
+    state: StateOpt = None,
+    query: QueryOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Recompute workflow states from their launches (e.g. after a lock stopped a refresh).
+
+    -i names any Firework of the workflow; -n, -s and -q match the workflow.
+    """
+    sel = _selector(fw_id, name, state, query)
+    lp = STATE.launchpad()
+    ids = resolve_wf_ids(lp, sel)
+    confirmer(password)(len(ids))
+    changed = refresh_wflows(lp, ids)
+    OUT.text(f"Finished refreshing {len(ids)} workflow(s); {len(changed)} state change(s).")
+
+
+@command(admin_app, "tuneup")
+def admin_tuneup(
+    full: Annotated[
+        bool, typer.Option("--full", help="Accepted for FireWorks compatibility (no compaction).")
+    ] = False,
+) -> None:
+    """(Re)create the LaunchPad's indexes."""
+    STATE.launchpad().tuneup()
+    OUT.text("Indexes are up to date.")

@@ -1,0 +1,399 @@
+"""The one rerun entry point: a validated request -> select -> guard -> plan -> confirm -> apply.
+
+Every front end calls :func:`execute_rerun` once: ``lpad rerun_fws`` (with a confirmation and a
+progress bar), the ``rerun-fws`` Prefect flow (with the automation guards and artifacts) and
+:func:`rerun_fws` for plain Python. Options are checked once, when the :class:`RerunRequest` is
+built, before the database is touched; the plan and apply steps live in
+:mod:`prefect_fireworks.ops.rerun_plan` (re-exported here).
+
+Guards, for automations: ``max_reruns`` refuses Fireworks already rerun that many times
+(counted from their ``archived_launches``), ``stacktrace_regex`` keeps only Fireworks whose
+active launch's stack trace matches, ``only_fizzled`` leaves alone Fireworks no longer FIZZLED.
+No Prefect import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prefect_fireworks.core import states as st
+from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS, STACKTRACE_KEY
+from prefect_fireworks.ops.editor import Progress, SkippedTarget
+from prefect_fireworks.ops.rerun_plan import (
+    EXCEPT_DETAILS_ENV,
+    RECOVER_MODES,
+    RecoverMode,
+    RerunEntry,
+    RerunOptions,
+    RerunPlan,
+    RerunResult,
+    apply_rerun,
+    except_details_default,
+    plan_rerun,
+    plan_with_options,
+    validate_options,
+)
+from prefect_fireworks.ops.selection import SelectionError, Selector
+
+if TYPE_CHECKING:
+    from prefect_fireworks.store.launchpad import LaunchPad
+
+__all__ = [
+    "DEFAULT_MAX_RERUNS",
+    "EXCEPT_DETAILS_ENV",
+    "RECOVER_MODES",
+    "STACKTRACE_KEY",
+    "Progress",
+    "RecoverMode",
+    "RerunEntry",
+    "RerunOptions",
+    "RerunOutcome",
+    "RerunPlan",
+    "RerunRequest",
+    "RerunResult",
+    "SkippedTarget",
+    "apply_rerun",
+    "check_stacktrace_regex",
+    "except_details_default",
+    "execute_rerun",
+    "plan_rerun",
+    "plan_with_options",
+    "rerun_fws",
+    "validate_options",
+]
+
+#: Opens a progress display for ``total`` items; yields the callback that advances it.
+ProgressFactory = Callable[[int], AbstractContextManager[Progress | None]]
+
+
+def check_stacktrace_regex(pattern: str | None) -> str | None:
+    """Validate a stack-trace regex (Python syntax, which MongoDB's ``$regex`` accepts).
+
+    Raises:
+        ValueError: The pattern does not compile.
+    """
+    if pattern is None or pattern == "":
+        return None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid stack-trace regex {pattern!r}: {exc}") from None
+    return pattern
+
+
+class RerunRequest(BaseModel):
+    """A rerun, validated: what to select, the rerun options and the automation guards.
+
+    Build it with :meth:`build` from raw option values (CLI options, flow parameters, Python
+    arguments); every inconsistency is a ``ValueError`` there, before the database is touched.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    selector: Selector
+    options: RerunOptions
+    max_reruns: int | None = Field(default=None, ge=0)
+    stacktrace_regex: str | None = None
+    only_fizzled: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        selection: Selector | Sequence[int] | int | None = None,
+        *,
+        fw_ids: str | int | Sequence[int] | None = None,
+        name: str | None = None,
+        state: str | None = None,
+        query: str | Mapping[str, Any] | None = None,
+        launches_mode: bool = False,
+        task_level: bool = False,
+        launch_ids: Sequence[int] | None = None,
+        recover_mode: str | None = None,
+        copy_data: bool = False,
+        previous_dir: bool = False,
+        clear_recovery: bool = False,
+        rerun_duplicates: bool = True,
+        except_details: bool | None = None,
+        max_reruns: int | None = None,
+        stacktrace_regex: str | None = None,
+        only_fizzled: bool = False,
+        require_selection: bool = False,
+    ) -> RerunRequest:
+        """Parse and check everything a rerun is given.
+
+        Args:
+            selection: a Selector or fw_ids (instead of the ``-i/-n/-s/-q/-lm`` values).
+            fw_ids: ``-i`` (one id, a comma list or ids).
+            name: ``-n``.
+            state: ``-s``.
+            query: ``-q`` (JSON text or a mapping).
+            launches_mode: ``-lm``.
+            task_level: see :func:`plan_rerun`.
+            launch_ids: with ``task_level``, the launch per selected Firework.
+            recover_mode: ``cp`` or ``prev_dir`` (or give ``copy_data``/``previous_dir``).
+            copy_data: ``-cp``.
+            previous_dir: ``-pd``.
+            clear_recovery: see :func:`plan_rerun`.
+            rerun_duplicates: see :func:`plan_rerun`.
+            except_details: see :func:`plan_rerun` (None: from the environment).
+            max_reruns: guard: refuse Fireworks already rerun this many times.
+            stacktrace_regex: guard: rerun only Fireworks whose stack trace matches.
+            only_fizzled: guard: leave Fireworks that are no longer FIZZLED alone.
+            require_selection: refuse an empty selection (which selects every Firework).
+
+        Raises:
+            ValueError: bad or contradictory options (nothing is read or written).
+        """
+        if isinstance(selection, Selector):
+            sel = selection
+        elif selection is not None:
+            ids = [selection] if isinstance(selection, int) else [int(i) for i in selection]
+            sel = Selector(fw_ids=ids)
+        else:
+            sel = Selector.from_options(fw_ids, name, state, query, launches_mode)
+        if require_selection and sel.is_empty:
+            raise SelectionError("select Fireworks with fw_ids, name, state or query (none given)")
+        if max_reruns is not None and max_reruns < 0:
+            raise ValueError(f"max_reruns must be 0 or more, not {max_reruns}")
+        mode = validate_options(
+            sel.fw_ids,
+            task_level,
+            launch_ids,
+            recover_mode,
+            clear_recovery,
+            copy_data,
+            previous_dir,
+        )
+        opts = RerunOptions(
+            task_level=task_level,
+            launch_ids=[int(i) for i in launch_ids] if launch_ids else None,
+            recover_mode=mode,
+            clear_recovery=clear_recovery,
+            rerun_duplicates=rerun_duplicates,
+            except_details=except_details_default() if except_details is None else except_details,
+        )
+        return cls(
+            selector=sel,
+            options=opts,
+            max_reruns=max_reruns,
+            stacktrace_regex=check_stacktrace_regex(stacktrace_regex),
+            only_fizzled=only_fizzled,
+        )
+
+    @property
+    def has_guards(self) -> bool:
+        """Whether any automation guard is set."""
+        return self.max_reruns is not None or bool(self.stacktrace_regex) or self.only_fizzled
+
+
+@dataclass
+class RerunOutcome:
+    """What :func:`execute_rerun` selected, refused, planned and (unless a dry run) did.
+
+    Attributes:
+        selected: the fw_ids the selector matched.
+        refused: Fireworks the guards refused: ``{fw_id, name, state, reason}``.
+        over_budget: some Firework was refused by ``max_reruns``.
+        plan: the plan (None when nothing was selected).
+        result: what was written (None for a dry run or when nothing was left to rerun).
+        dry_run: nothing was written on purpose.
+    """
+
+    selected: list[int]
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    over_budget: bool = False
+    plan: RerunPlan | None = None
+    result: RerunResult | None = None
+    dry_run: bool = False
+
+    @property
+    def kept(self) -> list[int]:
+        """Targets left after the guards."""
+        return list(self.plan.targets) if self.plan is not None else []
+
+    @property
+    def final(self) -> RerunPlan | None:
+        """The result when applied, else the plan."""
+        return self.result if self.result is not None else self.plan
+
+
+def _guard(
+    lp: LaunchPad, ids: Sequence[int], request: RerunRequest
+) -> tuple[list[int], list[dict[str, Any]], bool]:
+    """Split the selected ids into those to rerun and those refused (with reasons)."""
+    if not request.has_guards:
+        return list(ids), [], False
+    docs = {
+        d["fw_id"]: d
+        for d in lp.fireworks.find(
+            {"fw_id": {"$in": list(ids)}},
+            {"_id": 0, "fw_id": 1, "name": 1, "state": 1, "archived_launches": 1},
+        )
+    }
+    matching: set[int] | None = None
+    if request.stacktrace_regex:
+        found = lp.get_fw_ids(
+            {"fw_id": {"$in": list(ids)}, STACKTRACE_KEY: {"$regex": request.stacktrace_regex}},
+            launches_mode=True,
+        )
+        assert isinstance(found, list)
+        matching = set(found)
+    keep: list[int] = []
+    refused: list[dict[str, Any]] = []
+    over_budget = False
+    max_reruns = request.max_reruns
+    for fw_id in ids:
+        doc = docs.get(fw_id, {})
+        state = doc.get("state", "")
+        n_reruns = len(doc.get("archived_launches") or [])
+        row = {"fw_id": fw_id, "name": doc.get("name", ""), "state": state}
+        if request.only_fizzled and state != st.FIZZLED:
+            reason = f"is {state}, not FIZZLED (rerun already?): nothing to do"
+        elif matching is not None and fw_id not in matching:
+            reason = f"stack trace does not match {request.stacktrace_regex!r}"
+        elif max_reruns is not None and n_reruns >= max_reruns:
+            reason = (
+                f"refused: already rerun {n_reruns} time(s), the budget is max_reruns={max_reruns}"
+            )
+            over_budget = True
+        else:
+            keep.append(fw_id)
+            continue
+        refused.append({**row, "reason": reason})
+    return keep, refused, over_budget
+
+
+@contextmanager
+def _no_progress(total: int) -> Iterator[Progress | None]:
+    yield None
+
+
+def execute_rerun(
+    lp: LaunchPad,
+    request: RerunRequest,
+    *,
+    dry_run: bool = False,
+    confirm: Callable[[int], None] | None = None,
+    progress: ProgressFactory | None = None,
+    on_plan: Callable[[RerunOutcome], None] | None = None,
+) -> RerunOutcome:
+    """Select, guard, plan, confirm and apply one rerun.
+
+    Args:
+        lp: the LaunchPad.
+        request: the validated request.
+        dry_run: stop after the plan; write nothing.
+        confirm: called with the number of selected Fireworks before anything is written
+            (raises to abort, e.g. FireWorks' more-than-10 check).
+        progress: opens a progress display for the number of Fireworks to write.
+        on_plan: called with the outcome once planned (before confirming and applying).
+
+    Returns:
+        The outcome (``plan`` is None when the selection matched nothing).
+
+    Raises:
+        ValueError: ids that do not exist or launches without recovery data (nothing written).
+    """
+    selected = request.selector.resolve(lp)
+    out = RerunOutcome(selected=selected, dry_run=dry_run)
+    if not selected:
+        return out
+    opts = request.options
+    if opts.launch_ids and len(opts.launch_ids) != len(selected):
+        raise ValueError("Specify the same number of tasks and launches")
+    keep, out.refused, out.over_budget = _guard(lp, selected, request)
+    if opts.launch_ids and len(keep) != len(selected):
+        kept = set(keep)
+        lids = [lid for fid, lid in zip(selected, opts.launch_ids, strict=True) if fid in kept]
+        opts = dataclasses.replace(opts, launch_ids=lids or None)
+    out.plan = plan_with_options(lp, keep, opts)
+    if on_plan is not None:
+        on_plan(out)
+    if dry_run or not keep:
+        return out
+    if confirm is not None:
+        confirm(len(selected))
+    total = len(out.plan.entries) or len(out.plan.targets)
+    with (progress or _no_progress)(total) as advance:
+        out.result = apply_rerun(lp, out.plan, advance)
+    return out
+
+
+def rerun_fws(
+    lp: LaunchPad,
+    selection: Selector | Sequence[int] | int,
+    task_level: bool = False,
+    launch_ids: Sequence[int] | None = None,
+    recover_mode: str | None = None,
+    clear_recovery: bool = False,
+    rerun_duplicates: bool = True,
+    except_details: bool | None = None,
+    dry_run: bool = False,
+    password: str | None = None,
+    ask: Callable[[str], bool] | None = None,
+    progress: Progress | None = None,
+    confirm: bool = True,
+) -> RerunResult:
+    """``lpad rerun_fws`` as a function: select, validate, confirm, plan, apply.
+
+    Args:
+        lp: the LaunchPad.
+        selection: a :class:`Selector` or fw_ids.
+        task_level: see :func:`plan_rerun` (and the other rerun options).
+        launch_ids: see :func:`plan_rerun`.
+        recover_mode: see :func:`plan_rerun`.
+        clear_recovery: see :func:`plan_rerun`.
+        rerun_duplicates: see :func:`plan_rerun`.
+        except_details: see :func:`plan_rerun`.
+        dry_run: compute and return the plan; write nothing.
+        password: today's date, for more than 10 Fireworks.
+        ask: asks the user instead of a password (``None``: nobody can answer).
+        progress: see :func:`apply_rerun`.
+        confirm: apply FireWorks' more-than-10 confirmation.
+
+    Raises:
+        ValueError: any bad input; nothing is written then.
+
+    Example:
+        ```python
+        from prefect_fireworks.ops.selection import Selector
+
+        rerun_fws(lp, Selector(state="FIZZLED"), password="2026-01-31")
+        ```
+    """
+    from prefect_fireworks.ops.selection import confirm_mass
+
+    request = RerunRequest.build(
+        selection,
+        task_level=task_level,
+        launch_ids=launch_ids,
+        recover_mode=recover_mode,
+        clear_recovery=clear_recovery,
+        rerun_duplicates=rerun_duplicates,
+        except_details=except_details,
+    )
+
+    @contextmanager
+    def bar(total: int) -> Iterator[Progress | None]:
+        yield progress
+
+    out = execute_rerun(
+        lp,
+        request,
+        dry_run=dry_run,
+        confirm=(lambda n: confirm_mass(n, password, ask)) if confirm else None,
+        progress=bar,
+    )
+    if out.result is not None:
+        return out.result
+    plan = out.plan or RerunPlan(targets=[], options=request.options)
+    res = RerunResult(**{k: getattr(plan, k) for k in plan.__dataclass_fields__})
+    res.dry_run = dry_run
+    return res

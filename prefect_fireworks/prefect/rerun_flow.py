@@ -1,0 +1,191 @@
+"""The ``rerun-fws`` flow: ``lpad rerun_fws`` as a Prefect flow.
+
+`rerun_fws` is ``lpad rerun_fws`` as a flow, deployed as ``rerun-fws`` so a rerun can be started
+from the Prefect UI or by an automation. It selects, plans, publishes the plan as a table
+artifact, applies it, publishes the result, and then gets the rerun Fireworks executed: for each
+affected workflow it triggers the ``run-workflow`` deployment when one exists. Without that
+deployment it relies on a running ``rapidfire`` (a served or worker-run ``rapidfire`` deployment,
+or ``rlaunch rapidfire``) to pick the READY Fireworks up, and says so in its log. Triggering
+``run-workflow`` is the default because it needs no long-running process and shows each
+workflow's rerun as its own flow run; both are safe together, since checkout is atomic and no
+Firework runs twice.
+
+For automations the flow has three guards (checked in :mod:`prefect_fireworks.ops.rerun`), each
+reported in the artifact and the final state:
+
+- ``max_reruns``: a Firework already rerun that many times (counted from its
+  ``archived_launches``) is refused, so an automation cannot rerun a failing Firework for ever;
+- ``stacktrace_regex``: only Fireworks whose active launch's stack trace matches are rerun (the
+  ``-lm`` query FireWorks documents, on ``action.stored_data._exception._stacktrace``);
+- ``only_fizzled``: a Firework that is no longer FIZZLED (rerun by hand meanwhile) is left alone.
+
+There is no ``password`` parameter: FireWorks asks for today's date before touching more than
+10 Fireworks to stop a slip at the terminal; a deployment run is explicit (its parameters are
+stored and shown in the UI), so the flow confirms nothing, but it refuses an empty selection,
+which would select every Firework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Completed, State
+
+from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS, STACKTRACE_KEY
+from prefect_fireworks.ops.rerun import (
+    RerunOutcome,
+    RerunPlan,
+    RerunRequest,
+    check_stacktrace_regex,
+    execute_rerun,
+)
+from prefect_fireworks.prefect.artifacts import publish_rerun
+from prefect_fireworks.prefect.blocks import load_launchpad
+from prefect_fireworks.prefect.deployments import RUN_WORKFLOW, find_deployment
+
+__all__ = [
+    "DEFAULT_MAX_RERUNS",
+    "STACKTRACE_KEY",
+    "check_stacktrace_regex",
+    "rerun_fws",
+    "run_workflows",
+]
+
+
+def run_workflows(wf_ids: Sequence[int], launchpad: str | None) -> list[str]:
+    """Trigger the ``run-workflow`` deployment for each workflow; the flow run ids."""
+    from prefect.deployments import run_deployment
+
+    if not wf_ids:
+        return []
+    logger = get_run_logger()
+    deployment = find_deployment(RUN_WORKFLOW)
+    if deployment is None:
+        logger.info(
+            "no %r deployment: the rerun Fireworks are READY and wait for a running rapidfire "
+            "(deploy with `lpad deploy`)",
+            RUN_WORKFLOW,
+        )
+        return []
+    run_ids = []
+    for wf_id in wf_ids:
+        params: dict[str, Any] = {"wf_id": wf_id}
+        if launchpad:
+            params["launchpad"] = launchpad
+        run = run_deployment(
+            name=deployment.id,
+            parameters=params,
+            timeout=0,
+            tags=["fireworks", f"wf:{wf_id}", "rerun"],
+        )
+        run_ids.append(str(run.id))  # type: ignore[union-attr]
+        logger.info("workflow %s: started flow run %s of %r", wf_id, run.name, RUN_WORKFLOW)  # type: ignore[union-attr]
+    return run_ids
+
+
+@flow(name="rerun-fws", flow_run_name="rerun-fws", persist_result=False)
+def rerun_fws(
+    fw_ids: list[int] | None = None,
+    name: str | None = None,
+    state: str | None = None,
+    query: dict[str, Any] | str | None = None,
+    launches_mode: bool = False,
+    task_level: bool = False,
+    launch_ids: list[int] | None = None,
+    copy_data: bool = False,
+    previous_dir: bool = False,
+    clear_recovery: bool = False,
+    dry_run: bool = False,
+    launchpad: str | None = None,
+    run_after: bool = True,
+    max_reruns: int | None = None,
+    stacktrace_regex: str | None = None,
+    only_fizzled: bool = False,
+) -> State[Any]:
+    """Rerun Fireworks (``lpad rerun_fws``), then get them run.
+
+    Args:
+        fw_ids: Fireworks to rerun (``-i``).
+        name: Select by Firework name (``-n``).
+        state: Select by state (``-s``), e.g. FIZZLED.
+        query: MongoDB query, a JSON object or its text (``-q``).
+        launches_mode: Run ``query``/``state`` on the launches collection (``-lm``).
+        task_level: Restart each Firework at the Firetask that failed (``--task-level``).
+        launch_ids: With ``task_level``, the launch to recover per Firework (``-lid``).
+        copy_data: With ``task_level``, copy the old launch directory (``-cp``).
+        previous_dir: With ``task_level``, rerun in the old launch directory (``-pd``).
+        clear_recovery: Forget an earlier task-level recovery (start from scratch).
+        dry_run: Publish the plan only; write nothing, run nothing.
+        launchpad: FireworksLaunchPad block name (None: the default LaunchPad).
+        run_after: Trigger the ``run-workflow`` deployment for each affected workflow.
+        max_reruns: Refuse Fireworks already rerun this many times (archived launches).
+        stacktrace_regex: Rerun only Fireworks whose stack trace matches this regex.
+        only_fizzled: Leave Fireworks that are no longer FIZZLED alone (for automations).
+
+    Returns:
+        ``Completed`` with the result as data; named ``Refused`` when the budget refused every
+        Firework, ``Skipped`` when nothing else was left to rerun.
+    """
+    logger = get_run_logger()
+    request = RerunRequest.build(
+        fw_ids=fw_ids,
+        name=name,
+        state=state,
+        query=query,
+        launches_mode=launches_mode,
+        task_level=task_level,
+        launch_ids=launch_ids,
+        copy_data=copy_data,
+        previous_dir=previous_dir,
+        clear_recovery=clear_recovery,
+        max_reruns=max_reruns,
+        stacktrace_regex=stacktrace_regex,
+        only_fizzled=only_fizzled,
+        require_selection=True,
+    )
+
+    def show_plan(planned: RerunOutcome) -> None:
+        assert planned.plan is not None
+        publish_rerun(planned.plan, planned.refused, applied=False)
+        for r in planned.refused:
+            logger.warning("Firework %s %s", r["fw_id"], r["reason"])
+
+    lp = load_launchpad(launchpad)
+    try:
+        out = execute_rerun(lp, request, dry_run=dry_run, on_plan=show_plan)
+        if out.result is not None:
+            publish_rerun(out.result, out.refused, applied=True)
+    finally:
+        lp.close()
+
+    result = out.final or RerunPlan(targets=[], options=request.options)
+    refused = out.refused
+    keep = out.kept
+    wf_ids = sorted(result.workflows) if keep else []
+    data = {
+        **result.to_dict(),
+        "refused": refused,
+        "dry_run": dry_run,
+        "workflows": wf_ids,
+        "run_workflow_flow_runs": [],
+    }
+    if keep and not dry_run and run_after and result.rerun_ids:
+        data["run_workflow_flow_runs"] = run_workflows(wf_ids, launchpad)
+
+    rerun = result.rerun_ids
+    if dry_run:
+        message = f"dry run: would rerun {rerun}, archiving {result.n_archived} launch(es)"
+    elif rerun:
+        message = f"rerun {rerun}; {result.n_archived} launch(es) archived"
+    else:
+        message = "nothing rerun"
+    reasons = [f"Firework {r['fw_id']} {r['reason']}" for r in refused]
+    reasons += [f"Firework {s.fw_id} ({s.state}): {s.reason}" for s in result.skipped]
+    if reasons:
+        message += "; " + "; ".join(reasons)
+    logger.info(message)
+    if rerun or dry_run:
+        return Completed(message=message, data=data)
+    return Completed(name="Refused" if out.over_budget else "Skipped", message=message, data=data)
