@@ -134,7 +134,12 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def handle_errors(func: F) -> F:
-    """Map the library's exceptions to one-line errors and exit codes."""
+    """Map the library's exceptions to one-line errors and exit codes.
+
+    Bad input (``ValueError``, which includes pydantic's validation errors): exit 2. An
+    unreachable server, a locked workflow, a MongoDB or OS error: exit 1. Anything else
+    (``TypeError``, ``KeyError``, ...) is a bug, not bad input, and keeps its traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -152,7 +157,7 @@ def handle_errors(func: F) -> F:
             raise fail(_one_line(exc), 1) from None
         except PyMongoError as exc:
             raise fail(f"MongoDB error: {_one_line(exc)}", 1) from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise fail(_one_line(exc), 2) from None
         except OSError as exc:  # e.g. a launch directory that cannot be created
             raise fail(_one_line(exc), 1) from None
@@ -161,10 +166,7 @@ def handle_errors(func: F) -> F:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, KeyError) and text.startswith("'"):
-        text = text.strip("'")
-    return " ".join(text.split()) or type(exc).__name__
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def command(app: typer.Typer, name: str, *aliases: str, **kwargs: Any) -> Callable[[F], F]:

@@ -31,6 +31,7 @@ import errno
 import glob
 import gzip
 import json
+import logging
 import lzma
 import os
 import shutil
@@ -60,6 +61,8 @@ from prefect_fireworks.store.launchpad import FWorker
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "CWD_LOCK",
     "LAUNCHER_PREFIX",
@@ -68,7 +71,6 @@ __all__ = [
     "Rocket",
     "RocketResult",
     "checkout",
-    "launch_rocket",
     "make_launch_dir",
     "prefect_temporary_folder",
     "resolve_launch_root",
@@ -370,7 +372,7 @@ class Rocket:
             try:
                 self.ping()
             except Exception:  # a failed heartbeat must never kill the launch
-                traceback.print_exc()
+                logger.exception("launch %s: heartbeat failed", self.launch_id)
 
     def _copy_files_in(self) -> None:
         # FireWorks copies through a compression-aware open on both ends: a .gz source lands
@@ -595,7 +597,7 @@ class Rocket:
             self.ping()
             action = self._decorate(action, self.spec)
         except Exception:
-            traceback.print_exc()
+            logger.exception("launch %s: recording the failure's details failed", self.launch_id)
         self.lp.complete_launch(self.launch_id, action.to_dict(), st.FIZZLED)
         message = f"{type(exc).__name__}: {exc}".strip()
         return self._result(st.FIZZLED, action, message, tb)
@@ -663,16 +665,6 @@ def _tail(path: str, nlines: int) -> str:
     with open(path, errors="surrogateescape") as f:
         lines = f.read().splitlines()
     return "\n".join(lines[-nlines:]) if nlines > 0 else ""
-
-
-def launch_rocket(
-    lp: LaunchPad,
-    fw_doc: Mapping[str, Any],
-    launch_id: int,
-    **kwargs: Any,
-) -> RocketResult:
-    """Run a checked-out Firework: ``Rocket(lp, fw_doc, launch_id, **kwargs).run()``."""
-    return Rocket(lp, fw_doc, launch_id, **kwargs).run()
 
 
 def run_one(
