@@ -6,7 +6,7 @@ Both talk to the Prefect API configured for this shell (``PREFECT_API_URL``); th
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -83,6 +83,8 @@ def deploy(
         OUT.table([(n, str(i)) for n, i in ids.items()], ["deployment", "id"], f"pool {pool}")
         OUT.info(f"Start a worker: prefect worker start --pool {pool}")
         return
+    # Never take over deployments of the same names that run on a work pool.
+    deployments.check_not_on_pools([s.name for s in deployments.deployment_specs()])
     OUT.info("Serving run-workflow, rapidfire, rerun-fws, detect-lostruns (Ctrl-C stops).")
     deployments.serve(launchpad=STATE.block, detect_lostruns_cron=cron, limit=limit)
 
@@ -122,9 +124,9 @@ def create(
     Needs the rerun-fws deployment (lpad deploy). Every option is checked before anything is
     written.
     """
+    from prefect_fireworks.ops.rerun import check_stacktrace_regex
     from prefect_fireworks.prefect import automations as am
     from prefect_fireworks.prefect.deployments import RERUN_FWS, require_deployment
-    from prefect_fireworks.ops.rerun import check_stacktrace_regex
 
     am.check_budget(max_reruns)
     check_stacktrace_regex(stacktrace_regex)
@@ -133,17 +135,25 @@ def create(
     automation_id, created = am.create_rerun_automation(
         name, max_reruns, stacktrace_regex, task_level, STATE.block
     )
-    out = {"automation": name, "id": str(automation_id), "created": created}
+    out: dict[str, Any] = {"automation": name, "id": str(automation_id), "created": created}
+    # The command says the whole configuration: without --sweep-cron an earlier sweep (with
+    # its earlier guards) is removed, so no stale guard keeps rerunning.
+    removed_sweep = False
     if sweep_cron:
         out["sweep_schedule_id"] = str(
             am.create_sweep(sweep_cron, stacktrace_regex, max_reruns, task_level, STATE.block)
         )
+    else:
+        removed_sweep = am.delete_sweep()
+        out["removed_sweep"] = removed_sweep
     if as_json:
         OUT.json(out)
         return
     OUT.info(f"Automation {name!r} {'created' if created else 'updated'} ({automation_id}).")
     if sweep_cron:
         OUT.info(f"Sweep {am.SWEEP_SLUG!r} scheduled on {RERUN_FWS}: {sweep_cron}.")
+    elif removed_sweep:
+        OUT.info(f"Removed the earlier sweep {am.SWEEP_SLUG!r} (no --sweep-cron given).")
 
 
 @command(automations_app, "ls")

@@ -264,22 +264,40 @@ def publish_rerun(
     refused: Sequence[Mapping[str, Any]] = (),
     *,
     applied: bool,
+    dry_run: bool = True,
     key: str = "rerun-fws",
 ) -> UUID | None:
     """Attach a rerun's plan (``applied=False``) or result to the current flow run as a table.
 
-    Never raises.
+    The description says what happened: a dry run's plan ("dry run: nothing written"), the plan
+    of a rerun that goes on to be applied, a plan with nothing to rerun, or the result.
+
+    Args:
+        plan: The plan or the result.
+        refused: Targets the guards refused or skipped.
+        applied: ``plan`` is the applied result (key ``<key>-result``), else the plan
+            (``<key>-plan``).
+        dry_run: For a plan: the run is a dry run (nothing will be written).
+        key: Key prefix.
 
     Returns:
-        The artifact id, or None when it could not be published.
+        The artifact id, or None when it could not be published. Never raises.
     """
     from prefect.artifacts import create_table_artifact
 
     n = len(plan.rerun_ids)
-    what = "result" if applied else "plan (dry run: nothing written)"
+    n_skipped = len(plan.skipped) + len(refused)
+    if applied:
+        title = f"Rerun done: {n} Firework(s) rerun"
+    elif dry_run:
+        title = f"Rerun plan (dry run: nothing written): would rerun {n} Firework(s)"
+    elif n:
+        title = f"Rerun plan, applied (see {key}-result): {n} Firework(s) to rerun"
+    else:
+        title = "Rerun plan: nothing to rerun (every target refused or skipped)"
     description = (
-        f"Rerun {what}: {n} Firework(s) rerun, {len(plan.entries) - n} descendant(s) reset, "
-        f"{plan.n_archived} launch(es) archived, {len(plan.skipped) + len(refused)} skipped."
+        f"{title}, {len(plan.entries) - n} descendant(s) reset, "
+        f"{plan.n_archived} launch(es) archived, {n_skipped} refused or skipped."
     )
     return _safely(
         "rerun",

@@ -45,6 +45,7 @@ __all__ = [
     "create_rerun_automation",
     "create_sweep",
     "delete_automations",
+    "delete_sweep",
     "list_automations",
     "rerun_automation",
 ]
@@ -220,6 +221,27 @@ def create_sweep(
             deployment.id, [(schedule, True)], parameters=parameters, slug=SWEEP_SLUG
         )
     return created.id
+
+
+def delete_sweep() -> bool:
+    """Remove the sweep schedule from the ``rerun-fws`` deployment, if there is one.
+
+    Returns:
+        Whether a sweep was removed.
+    """
+    from prefect.client.orchestration import get_client
+
+    from prefect_fireworks.prefect.deployments import find_deployment
+
+    deployment = find_deployment(RERUN_FWS)
+    removed = False
+    if deployment is not None:
+        with get_client(sync_client=True) as client:
+            for sched in client.read_deployment_schedules(deployment.id):
+                if sched.slug == SWEEP_SLUG:
+                    client.delete_deployment_schedule(deployment.id, sched.id)
+                    removed = True
+    return removed
 
 
 @dataclass

@@ -31,6 +31,7 @@ __all__ = [
     "RERUN_FWS",
     "RUN_WORKFLOW",
     "DeploymentNotFoundError",
+    "check_not_on_pools",
     "deploy",
     "deployment_specs",
     "find_deployment",
@@ -182,8 +183,35 @@ def serve(
     """
     from prefect import serve as prefect_serve
 
-    deployments = _runner_deployments(deployment_specs(launchpad, detect_lostruns_cron))
+    specs = deployment_specs(launchpad, detect_lostruns_cron)
+    check_not_on_pools([spec.name for spec in specs])
+    deployments = _runner_deployments(specs)
     prefect_serve(*deployments, limit=limit)
+
+
+def check_not_on_pools(names: Sequence[str]) -> None:
+    """Refuse to serve deployments that exist on a work pool under the same names.
+
+    Serving a deployment re-registers it under its flow and name: it would take the pool
+    deployment over (workers would no longer get its runs) and pause it when the served
+    process stops.
+
+    Raises:
+        ValueError: one line naming the pool deployments and what to do.
+    """
+    taken = []
+    for name in names:
+        found = find_deployment(name)
+        if found is not None and found.work_pool_name:
+            taken.append(f"{name} (work pool {found.work_pool_name!r})")
+    if taken:
+        raise ValueError(
+            "deployments already run on a work pool: "
+            + ", ".join(taken)
+            + "; serving would take them over and pause them on exit. Keep using the pool "
+            "(prefect worker start --pool NAME), serve against another Prefect server, or "
+            "delete them first (prefect deployment delete FLOW/NAME)"
+        )
 
 
 def find_deployment(name: str) -> DeploymentResponse | None:

@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Completed, State
+from prefect.events import emit_event
+from prefect.states import Cancelled, Completed, Failed, State
 
 from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS, STACKTRACE_KEY
 from prefect_fireworks.ops.rerun import (
@@ -47,11 +48,50 @@ from prefect_fireworks.prefect.deployments import RUN_WORKFLOW, find_deployment
 
 __all__ = [
     "DEFAULT_MAX_RERUNS",
+    "REFUSED_EVENT",
     "STACKTRACE_KEY",
     "check_stacktrace_regex",
     "rerun_fws",
     "run_workflows",
 ]
+
+
+REFUSED_EVENT = "fireworks.rerun.refused"
+"""Emitted by ``rerun-fws`` when it refuses to rerun: bad parameters (resource
+``fireworks.rerun``), or a Firework over its ``max_reruns`` budget (one event per Firework,
+resource ``fireworks.firework.<fw_id>``). Payload: ``reason`` (and ``fw_id``, ``max_reruns``)."""
+
+
+def _refused(message: str, fw_ids: Sequence[Any] = (), **payload: Any) -> State[Any]:
+    """The final state of a refused rerun, and its event (which users can alert on)."""
+    get_run_logger().error("%s", message)
+    try:
+        emit_event(
+            event=REFUSED_EVENT,
+            resource={"prefect.resource.id": "fireworks.rerun"},
+            payload={"reason": message, "fw_ids": list(fw_ids), **payload},
+        )
+    except Exception as exc:  # an event must never hide the refusal itself
+        get_run_logger().warning("could not emit %s: %s", REFUSED_EVENT, exc)
+    return Failed(name="Refused", message=message)
+
+
+def _emit_budget_refusals(refused: Sequence[dict[str, Any]], max_reruns: int | None) -> None:
+    for r in refused:
+        if "budget" not in str(r.get("reason", "")):
+            continue
+        try:
+            emit_event(
+                event=REFUSED_EVENT,
+                resource={
+                    "prefect.resource.id": f"fireworks.firework.{r['fw_id']}",
+                    "prefect.resource.name": str(r.get("name", "")),
+                    "fireworks.fw_id": str(r["fw_id"]),
+                },
+                payload={"fw_id": r["fw_id"], "reason": r["reason"], "max_reruns": max_reruns},
+            )
+        except Exception as exc:
+            get_run_logger().warning("could not emit %s: %s", REFUSED_EVENT, exc)
 
 
 def run_workflows(wf_ids: Sequence[int], launchpad: str | None) -> list[str]:
@@ -125,30 +165,35 @@ def rerun_fws(
         only_fizzled: Leave Fireworks that are no longer FIZZLED alone (for automations).
 
     Returns:
-        ``Completed`` with the result as data; named ``Refused`` when the budget refused every
-        Firework, ``Skipped`` when nothing else was left to rerun.
+        ``Completed`` with the result as data when something was rerun (or planned, with
+        ``dry_run``); ``Failed`` named ``Refused`` when the parameters select nothing valid or
+        the budget refused every Firework (and the event ``fireworks.rerun.refused``);
+        ``Cancelled`` named ``Skipped`` when nothing else was left to rerun.
     """
     logger = get_run_logger()
-    request = RerunRequest.build(
-        fw_ids=fw_ids,
-        name=name,
-        state=state,
-        query=query,
-        launches_mode=launches_mode,
-        task_level=task_level,
-        launch_ids=launch_ids,
-        copy_data=copy_data,
-        previous_dir=previous_dir,
-        clear_recovery=clear_recovery,
-        max_reruns=max_reruns,
-        stacktrace_regex=stacktrace_regex,
-        only_fizzled=only_fizzled,
-        require_selection=True,
-    )
+    try:
+        request = RerunRequest.build(
+            fw_ids=fw_ids,
+            name=name,
+            state=state,
+            query=query,
+            launches_mode=launches_mode,
+            task_level=task_level,
+            launch_ids=launch_ids,
+            copy_data=copy_data,
+            previous_dir=previous_dir,
+            clear_recovery=clear_recovery,
+            max_reruns=max_reruns,
+            stacktrace_regex=stacktrace_regex,
+            only_fizzled=only_fizzled,
+            require_selection=True,
+        )
+    except ValueError as exc:  # e.g. no parameters: an empty selection would select everything
+        return _refused(f"refused: {exc}", fw_ids or [])
 
     def show_plan(planned: RerunOutcome) -> None:
         assert planned.plan is not None
-        publish_rerun(planned.plan, planned.refused, applied=False)
+        publish_rerun(planned.plan, planned.refused, applied=False, dry_run=dry_run)
         for r in planned.refused:
             logger.warning("Firework %s %s", r["fw_id"], r["reason"])
 
@@ -188,4 +233,8 @@ def rerun_fws(
     logger.info(message)
     if rerun or dry_run:
         return Completed(message=message, data=data)
-    return Completed(name="Refused" if out.over_budget else "Skipped", message=message, data=data)
+    if out.over_budget:
+        # Not a success: the budget stopped a rerun. Failed named Refused, plus an event.
+        _emit_budget_refusals(refused, max_reruns)
+        return Failed(name="Refused", message=message, data=data)
+    return Cancelled(name="Skipped", message=message, data=data)

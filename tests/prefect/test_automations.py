@@ -102,6 +102,7 @@ def test_fizzled_firework_triggers_rerun_until_the_budget_refuses(
             assert client.read_flow_run(run.id).state_name == state.name  # type: ignore[union-attr]
 
     assert [s.name for s in states] == ["Completed", "Completed", "Completed", "Refused"]
+    assert states[-1].is_failed()  # a refusal is not a success
     assert "already rerun 3 time(s), the budget is max_reruns=3" in (states[-1].message or "")
     fw = lp.get_fw_dict_by_id(fw_id)
     assert fw["state"] == st.FIZZLED

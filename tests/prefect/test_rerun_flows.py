@@ -55,6 +55,7 @@ def test_rerun_flow_publishes_plan_then_reruns(lp: Any, tmp_path: Path, monkeypa
     assert plan.type == "table"
     assert f'"fw_id": {fw_id}' in str(plan.data)
     assert "rerun-fws-result" not in artifacts_of(dry.state_details.flow_run_id)
+    assert "dry run: nothing written" in (plan.description or "")
 
     done = rerun_fws(fw_ids=[fw_id], run_after=False, return_state=True)
     assert done.is_completed()
@@ -62,11 +63,39 @@ def test_rerun_flow_publishes_plan_then_reruns(lp: Any, tmp_path: Path, monkeypa
     fw = lp.get_fw_dict_by_id(fw_id)
     assert fw["state"] == st.READY
     assert len(fw["archived_launches"]) == 1
-    result = artifacts_of(done.state_details.flow_run_id)["rerun-fws-result"]
+    done_artifacts = artifacts_of(done.state_details.flow_run_id)
+    result = done_artifacts["rerun-fws-result"]
     assert "1 launch(es) archived" in (result.description or "")
+    assert (result.description or "").startswith("Rerun done: 1 Firework(s) rerun")
+    applied_plan = done_artifacts["rerun-fws-plan"].description or ""
+    assert "dry run" not in applied_plan  # this run did write
+    assert applied_plan.startswith("Rerun plan, applied (see rerun-fws-result)")
 
     assert run_workflow(fw_id, return_state=True).is_completed()
     assert lp.get_fw_dict_by_id(fw_id)["state"] == st.COMPLETED
+
+
+def _refused_events(fw_id: int) -> list[dict[str, Any]]:
+    """The ``fireworks.rerun.refused`` events about this Firework (events land asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        with get_client(sync_client=True) as client:
+            response = client.request(
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["fireworks.rerun.refused"]},
+                        "resource": {"id": [f"fireworks.firework.{fw_id}"]},
+                    }
+                },
+            )
+        events = response.json().get("events", [])
+        if events or time.monotonic() > deadline:
+            return events  # type: ignore[no-any-return]
+        time.sleep(0.5)
 
 
 def test_budget_regex_and_state_guards(lp: Any, tmp_path: Path, monkeypatch: Any) -> None:
@@ -75,7 +104,7 @@ def test_budget_regex_and_state_guards(lp: Any, tmp_path: Path, monkeypatch: Any
     run_workflow(fw_id, return_state=True)
 
     unmatched = rerun_fws(fw_ids=[fw_id], stacktrace_regex="MemoryError", return_state=True)
-    assert unmatched.name == "Skipped"
+    assert unmatched.name == "Skipped" and unmatched.is_cancelled()  # not a green success
     assert "stack trace does not match 'MemoryError'" in (unmatched.message or "")
     assert lp.get_fw_dict_by_id(fw_id)["state"] == st.FIZZLED
 
@@ -86,14 +115,15 @@ def test_budget_regex_and_state_guards(lp: Any, tmp_path: Path, monkeypatch: Any
     run_workflow(fw_id, return_state=True)
 
     refused = rerun_fws(fw_ids=[fw_id], max_reruns=1, return_state=True)
-    assert refused.name == "Refused"
+    assert refused.name == "Refused" and refused.is_failed()
+    assert _refused_events(fw_id), "a budget refusal emits fireworks.rerun.refused"
     assert "already rerun 1 time(s), the budget is max_reruns=1" in (refused.message or "")
     assert lp.get_fw_dict_by_id(fw_id)["state"] == st.FIZZLED
 
     # Rerun by hand meanwhile: an automatic rerun (only_fizzled) is a no-op and says so.
     rerun_fws(fw_ids=[fw_id], run_after=False)
     again = rerun_fws(fw_ids=[fw_id], only_fizzled=True, return_state=True)
-    assert again.name == "Skipped"
+    assert again.name == "Skipped" and again.is_cancelled()
     assert "is READY, not FIZZLED" in (again.message or "")
     assert len(lp.get_fw_dict_by_id(fw_id)["archived_launches"]) == 2
 
@@ -111,7 +141,8 @@ def test_budget_regex_and_state_guards(lp: Any, tmp_path: Path, monkeypatch: Any
 def test_bad_parameters_fail_and_write_nothing(lp: Any, params: dict[str, Any], error: str) -> None:
     fw_id = add(lp, always_fails())
     state = rerun_fws(**params, return_state=True)
-    assert state.is_failed()
+    assert state.is_failed() and state.name == "Refused"  # refused cleanly, no traceback
+    assert (state.message or "").startswith("refused: ")
     assert error in (state.message or "")
     assert lp.get_fw_dict_by_id(fw_id)["state"] == st.READY
     assert lp.launches.count_documents({}) == 0
