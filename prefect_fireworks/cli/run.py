@@ -125,8 +125,7 @@ def rapidfire_cmd(
 
     Exit status 1 when a launch fizzled.
     """
-    from prefect_fireworks.prefect.flows import rapidfire
-    from prefect_fireworks.runtime.rocket import resolve_launch_root
+    from prefect_fireworks.prefect.flows import rapidfire, resolve_flow_launch_root
 
     if nlaunches < -1:
         raise UsageError("--nlaunches must be -1, 0 or positive")
@@ -134,7 +133,9 @@ def rapidfire_cmd(
     if category:
         cat = category[0] if len(category) == 1 else list(category)
     ref = _launchpad_ref()
-    resolve_launch_root(launch_root)  # a bad root is a one-line error before any flow run
+    if wf_id is not None:  # "FW with id: X not found!" -> exit 2, before any flow run
+        STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})
+    resolve_flow_launch_root(launch_root, ref)  # a bad root: one line, before any flow run
     with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
         state = rapidfire(
             nlaunches=nlaunches,
@@ -167,12 +168,11 @@ def run_workflow_cmd(
 
     Exit status 1 unless the workflow ends COMPLETED.
     """
-    from prefect_fireworks.prefect.flows import run_workflow
-    from prefect_fireworks.runtime.rocket import resolve_launch_root
+    from prefect_fireworks.prefect.flows import resolve_flow_launch_root, run_workflow
 
     ref = _launchpad_ref()
     STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})  # "FW with id: X not found!" -> exit 2
-    resolve_launch_root(launch_root)
+    resolve_flow_launch_root(launch_root, ref)
     with (
         stdout_to_stderr(as_json),
         OUT.err.status(f"run_workflow {wf_id}: running Fireworks…"),

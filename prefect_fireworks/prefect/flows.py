@@ -329,6 +329,12 @@ def _capacity(max_parallel: int | None) -> int:
     kwargs = getattr(runner, "cluster_kwargs", None)
     if isinstance(kwargs, Mapping) and kwargs.get("n_workers"):
         return int(kwargs["n_workers"]) * int(kwargs.get("threads_per_worker") or 1)
+    client = getattr(runner, "_client", None)  # a DaskTaskRunner on an existing cluster
+    if client is not None:
+        try:
+            return max(1, min(sum(client.nthreads().values()), 1024))
+        except Exception:  # the cluster's size is only a hint
+            pass
     return os.cpu_count() or 1
 
 
