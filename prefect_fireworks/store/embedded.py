@@ -645,6 +645,9 @@ def _spawn(home: Path, port: int | None, timeout: float) -> ServerInfo:
                     "--log-level",
                     LOG_LEVEL,
                     "--auth",
+                    # Every commit reaches the disk before it is acknowledged: without this,
+                    # writes of the last second or so are lost when the server is killed.
+                    "--sync-on-commit",
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
