@@ -27,12 +27,11 @@ def _section(cmd: Any, path: list[str], level: int) -> list[str]:
     if help_text:
         out += [help_text, ""]
     out += ["```text", cmd.get_usage(ctx).strip(), "```", ""]
+    from prefect_fireworks.cli.help import help_records
+
     rows = []
-    for param in cmd.get_params(ctx):
-        record = param.get_help_record(ctx)
-        if record is None:
-            continue
-        names, text = record
+    args, opts = help_records(cmd, ctx)
+    for names, text in args + opts:
         rows.append(f"- `{names}`: {text.strip()}" if text else f"- `{names}`")
     if rows:
         out += [*rows, ""]

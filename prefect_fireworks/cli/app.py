@@ -8,15 +8,13 @@ import typer
 
 from prefect_fireworks import __version__
 from prefect_fireworks.cli.common import ENV_PREFIX, STATE
+from prefect_fireworks.cli.help import typer_options
 
 app = typer.Typer(
     name="lpad",
     help="FireWorks' lpad on Prefect: add, query, run and rerun Fireworks on a LaunchPad.\n\n"
     "FireWorks' command names (get_fws, rerun_fws, ...) work, and so do dash-case ones.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **typer_options(no_args_is_help=True, add_completion=True),
 )
 
 

@@ -173,6 +173,9 @@ def command(app: typer.Typer, name: str, *aliases: str, **kwargs: Any) -> Callab
     """Register a command under FireWorks' name plus hidden aliases (dash-case by default)."""
 
     def deco(func: F) -> F:
+        from prefect_fireworks.cli.help import LpadCommand
+
+        kwargs.setdefault("cls", LpadCommand)
         wrapped = handle_errors(func)
         app.command(name, **kwargs)(wrapped)
         names = set(aliases)

@@ -12,12 +12,13 @@ import typer
 
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import OUT, STATE, JsonOpt, UsageError, command
+from prefect_fireworks.cli.help import typer_options
 from prefect_fireworks.ops.rerun import DEFAULT_MAX_RERUNS
 from prefect_fireworks.prefect.deployments import DETECT_LOSTRUNS_CRON
 
 automations_app = typer.Typer(
     help="Automations that rerun FIZZLED Fireworks (event-driven, and a cron sweep).",
-    no_args_is_help=True,
+    **typer_options(no_args_is_help=True),
 )
 app.add_typer(automations_app, name="automations")
 

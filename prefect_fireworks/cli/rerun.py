@@ -136,8 +136,8 @@ ExceptDetailsOpt = Annotated[
     typer.Option(
         "--except-details/--no-except-details",
         help="Copy a FIZZLED Firework's exception _details into spec._exception_details "
-        "(FireWorks' EXCEPT_DETAILS_ON_RERUN; default from "
-        "$PREFECT_INTEGRATIONS_FIREWORKS_EXCEPT_DETAILS_ON_RERUN, else off).",
+        "(FireWorks' EXCEPT_DETAILS_ON_RERUN; default: off, or the environment variable "
+        "EXCEPT_DETAILS_ON_RERUN with the prefix PREFECT_INTEGRATIONS_FIREWORKS_).",
         show_default=False,
     ),
 ]

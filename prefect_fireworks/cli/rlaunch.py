@@ -21,6 +21,7 @@ from prefect_fireworks.cli.common import (
     command,
     stdout_to_stderr,
 )
+from prefect_fireworks.cli.help import typer_options
 from prefect_fireworks.cli.run import (
     CategoryOpt,
     FWorkerNameOpt,
@@ -37,10 +38,7 @@ from prefect_fireworks.runtime.rocket import resolve_launch_root
 app = typer.Typer(
     name="rlaunch",
     help="FireWorks' rlaunch on Prefect: run READY Fireworks from the LaunchPad.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **typer_options(no_args_is_help=True, add_completion=True),
 )
 
 NoPrefectOpt = Annotated[
@@ -148,7 +146,7 @@ def singleshot(
     no_prefect: NoPrefectOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run one READY Firework (FireWorks' ``rlaunch singleshot``)."""
+    """Run one READY Firework (FireWorks' rlaunch singleshot)."""
     fworker = _fworker(fworker_name, category)
     if no_prefect:
         _plain_loop(fworker, fw_id, 1, 0, 0, launch_root, ping_secs, as_json)
@@ -196,7 +194,7 @@ def rapidfire_cmd(
     no_prefect: NoPrefectOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run READY Fireworks until none are left (FireWorks' ``rlaunch rapidfire``)."""
+    """Run READY Fireworks until none are left (FireWorks' rlaunch rapidfire)."""
     fworker = _fworker(fworker_name, category)
     if no_prefect:
         _plain_loop(fworker, None, nlaunches, max_loops, sleep, launch_root, ping_secs, as_json)

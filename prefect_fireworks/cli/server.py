@@ -9,11 +9,12 @@ import typer
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import OUT, JsonOpt, command
 from prefect_fireworks.core.settings import get_settings
+from prefect_fireworks.cli.help import typer_options
 from prefect_fireworks.store import embedded
 
 server_app = typer.Typer(
     help="Manage the embedded MongoDB-wire server (used when no MongoDB is configured).",
-    no_args_is_help=True,
+    **typer_options(no_args_is_help=True),
 )
 app.add_typer(server_app, name="server")
 

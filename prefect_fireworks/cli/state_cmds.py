@@ -28,6 +28,7 @@ from prefect_fireworks.cli.common import (
     StateOpt,
     command,
 )
+from prefect_fireworks.cli.help import typer_options
 from prefect_fireworks.core.constants import RUN_EXPIRATION_SECS
 from prefect_fireworks.ops import transitions as tr
 from prefect_fireworks.ops.admin import refresh_wflows, unlock_wflows
@@ -40,8 +41,7 @@ from prefect_fireworks.ops.workflows import resolve_wf_ids
 admin_app = typer.Typer(
     name="admin",
     help="Maintenance: unlock workflows, refresh their states, (re)create indexes.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **typer_options(no_args_is_help=True),
 )
 app.add_typer(admin_app, name="admin")
 
