@@ -213,3 +213,20 @@ def rerun_fws(
             OUT.json({"targets": [], "rerun": [], "entries": [], "skipped": []})
         return
     _rerun_summary(as_json)(out.final, dry_run)
+    _warn_missing_previous_dirs(out.final)
+
+
+def _warn_missing_previous_dirs(result: RerunPlan) -> None:
+    """--copy-data/--previous-dir read the old launch directory when the Firework runs again:
+    say so now when it is not on this machine (the rerun launch would fizzle)."""
+    import os
+
+    for fw_id, rec in sorted(result.recovery.items()):
+        prev, mode = rec.get("_prev_dir"), rec.get("_mode")
+        if mode in ("cp", "prev_dir") and prev and not os.path.isdir(prev):
+            flag = "--copy-data" if mode == "cp" else "--previous-dir"
+            OUT.info(
+                f"Warning: Firework {fw_id}: its previous launch directory {prev} does not "
+                f"exist on this machine; {flag} needs it on the host that runs the Firework "
+                "(shared storage), or the rerun launch fizzles saying so."
+            )

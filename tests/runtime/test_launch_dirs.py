@@ -104,3 +104,16 @@ def test_task_level_rerun_copies_the_previous_dir(lp: Any, tmp_path: Path) -> No
     assert result is not None and result.state == st.COMPLETED, result.message
     assert result.launch_dir != old_dir
     assert Path(result.launch_dir, "copied.txt").read_text() == "data\n"
+
+
+def test_lpad_rerun_warns_when_the_previous_dir_is_not_here(
+    lp: Any, tmp_path: Path, run_cli: Any
+) -> None:
+    fw_id, old_dir = _fizzled_once(lp, tmp_path)
+    shutil.rmtree(old_dir)
+    res = run_cli(["rerun_fws", "-i", str(fw_id), "--task-level", "--copy-data"])
+    assert (
+        f"Warning: Firework {fw_id}: its previous launch directory {old_dir} does not exist "
+        "on this machine; --copy-data needs it"
+    ) in res.stderr
+    assert lp.get_fw_dict_by_id(fw_id)["state"] == st.READY  # the rerun itself is done
