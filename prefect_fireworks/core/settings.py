@@ -1,6 +1,7 @@
-"""Environment settings of prefect-fireworks.
+"""Environment settings of prefect-fireworks, declared with pydantic-settings.
 
-Every setting is an environment variable with the prefix ``PREFECT_INTEGRATIONS_FIREWORKS_``:
+Every setting is an environment variable with the prefix ``PREFECT_INTEGRATIONS_FIREWORKS_``
+(the prefix Prefect's own integrations use for theirs):
 
 - ``..._MONGODB_URI``: a ``mongodb://`` or ``mongodb+srv://`` URI; when set it is used instead of
   the embedded server.
@@ -10,17 +11,21 @@ Every setting is an environment variable with the prefix ``PREFECT_INTEGRATIONS_
   state file and log in HOME (default ``~/.prefect-fireworks``).
 - ``..._LAUNCH_ROOT``: where launch directories are created (default: the current directory, as
   in FireWorks).
+- ``..._EXCEPT_DETAILS_ON_RERUN``: FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default off).
 
-The environment is read again on every call of `get_settings`, so a changed environment (or a
-monkeypatched one in tests) takes effect immediately.
+Empty variables count as unset. The environment is read again on every call of `get_settings`,
+so a changed environment (or a monkeypatched one in tests) takes effect immediately. A new
+setting is one more field of `Settings` (with a ``description``); nothing else to change.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "PREFECT_INTEGRATIONS_FIREWORKS_"
 """Prefix of every environment variable read by `get_settings`."""
@@ -34,54 +39,20 @@ class SettingsError(ValueError):
     """An environment variable holds a value that cannot be used."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def is_mongodb_uri(value: str) -> bool:
+    """Whether ``value`` is a ``mongodb://`` or ``mongodb+srv://`` URI."""
+    return value.startswith(MONGODB_URI_SCHEMES)
+
+
+def check_mongodb_uri(value: str, what: str = "the URI") -> str:
+    """``value`` itself, or ``ValueError("<what> must start with mongodb:// or mongodb+srv://")``."""
+    if not is_mongodb_uri(value):
+        raise ValueError(f"{what} must start with mongodb:// or mongodb+srv://")
+    return value
+
+
+class Settings(BaseSettings):
     """The prefect-fireworks settings, read from the environment.
-
-    Attributes:
-        mongodb_uri: MongoDB URI to use instead of the embedded server, if any.
-        database: Name of the LaunchPad database.
-        launchpad_file: Path of a FireWorks ``my_launchpad.yaml``, if any.
-        home: Home directory of the embedded server.
-        launch_root: Directory under which launch directories are created; ``None`` means the
-            current working directory, as in FireWorks.
-    """
-
-    mongodb_uri: str | None = None
-    database: str = DEFAULT_DATABASE
-    launchpad_file: Path | None = None
-    home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).expanduser())
-    launch_root: Path | None = None
-
-    @property
-    def embedded_data_dir(self) -> Path:
-        """Directory holding the embedded server's data files."""
-        return self.home / "mongodb"
-
-
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(ENV_PREFIX + name, "").strip()
-    return value or None
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value).expanduser() if value is not None else None
-
-
-def get_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings from the environment.
-
-    Empty variables count as unset.
-
-    Args:
-        env: Mapping to read instead of ``os.environ``.
-
-    Returns:
-        A frozen `Settings`.
-
-    Raises:
-        SettingsError: ``MONGODB_URI`` is not a ``mongodb://`` or ``mongodb+srv://`` URI, or
-            ``DATABASE`` is not a valid database name.
 
     Example:
         ```python
@@ -91,18 +62,99 @@ def get_settings(env: Mapping[str, str] | None = None) -> Settings:
         print(settings.database, settings.home)
         ```
     """
-    env = os.environ if env is None else env
-    uri = _get(env, "MONGODB_URI")
-    if uri is not None and not uri.startswith(MONGODB_URI_SCHEMES):
-        raise SettingsError(f"{ENV_PREFIX}MONGODB_URI must start with mongodb:// or mongodb+srv://")
-    database = _get(env, "DATABASE") or DEFAULT_DATABASE
-    if any(c in database for c in '/\\. "$') or len(database) > 63:
-        raise SettingsError(f"{ENV_PREFIX}DATABASE is not a valid database name: {database!r}")
-    home = _path(_get(env, "HOME")) or Path(DEFAULT_HOME).expanduser()
-    return Settings(
-        mongodb_uri=uri,
-        database=database,
-        launchpad_file=_path(_get(env, "LAUNCHPAD_FILE")),
-        home=home,
-        launch_root=_path(_get(env, "LAUNCH_ROOT")),
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
     )
+
+    mongodb_uri: str | None = Field(
+        default=None, description="MongoDB URI to use instead of the embedded server."
+    )
+    database: str = Field(default=DEFAULT_DATABASE, description="Name of the LaunchPad database.")
+    launchpad_file: Path | None = Field(
+        default=None, description="Path of a FireWorks my_launchpad.yaml."
+    )
+    home: Path = Field(
+        default=Path(DEFAULT_HOME), description="Home directory of the embedded server."
+    )
+    launch_root: Path | None = Field(
+        default=None,
+        description="Directory under which launch directories are created (None: the current "
+        "working directory, as in FireWorks).",
+    )
+    except_details_on_rerun: bool = Field(
+        default=False,
+        description="FireWorks' EXCEPT_DETAILS_ON_RERUN: a rerun copies a FIZZLED Firework's "
+        "exception details into spec._exception_details.",
+    )
+
+    @field_validator("mongodb_uri", "database", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_uri(cls, value: str | None) -> str | None:
+        return None if value is None else check_mongodb_uri(value, f"{ENV_PREFIX}MONGODB_URI")
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> object:
+        value = DEFAULT_DATABASE if value is None else value
+        if isinstance(value, str) and (any(c in value for c in '/\\. "$') or len(value) > 63):
+            raise ValueError(f"{ENV_PREFIX}DATABASE is not a valid database name: {value!r}")
+        return value
+
+    @field_validator("home", "launchpad_file", "launch_root")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        """Directory holding the embedded server's data files."""
+        return self.home / "mongodb"
+
+
+class _MappingSettings(Settings):
+    """`Settings` from given values only (no environment): for ``get_settings(env=...)``."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def get_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from the environment (or from ``env`` instead of ``os.environ``).
+
+    Raises:
+        SettingsError: ``MONGODB_URI`` is not a ``mongodb://`` or ``mongodb+srv://`` URI,
+            ``DATABASE`` is not a valid database name, or a value has the wrong type.
+    """
+    try:
+        if env is None:
+            return Settings()
+        values: dict[str, Any] = {
+            k[len(ENV_PREFIX) :].lower(): v
+            for k, v in env.items()
+            if k.startswith(ENV_PREFIX) and v.strip()
+        }
+        return _MappingSettings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+        if not msg.startswith(ENV_PREFIX):
+            field = ".".join(str(p) for p in err.get("loc", ()))
+            msg = f"{ENV_PREFIX}{field.upper()}: {msg}"
+        raise SettingsError(msg) from None

@@ -23,20 +23,19 @@ from __future__ import annotations
 
 import copy
 import getpass
-import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pymongo import UpdateOne
-
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.models import isoformat
+from prefect_fireworks.core.settings import ENV_PREFIX, get_settings
 from prefect_fireworks.ops.editor import Progress, SkippedTarget, TrackingEditor
 from prefect_fireworks.ops.workflows import WF_FIELDS, group_by_workflow
 from prefect_fireworks.store.idranges import id_queries
+from prefect_fireworks.store.intents import Write
 from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
@@ -45,12 +44,12 @@ if TYPE_CHECKING:
 RecoverMode = Literal["cp", "prev_dir"]
 RECOVER_MODES: tuple[str, ...] = ("cp", "prev_dir")
 #: Environment variable standing in for FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` config.
-EXCEPT_DETAILS_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_EXCEPT_DETAILS_ON_RERUN"
+EXCEPT_DETAILS_ENV = f"{ENV_PREFIX}EXCEPT_DETAILS_ON_RERUN"
 
 
 def except_details_default() -> bool:
-    """FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default False), from the environment."""
-    return os.environ.get(EXCEPT_DETAILS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    """FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default False), from the settings."""
+    return get_settings().except_details_on_rerun
 
 
 def _who() -> str:
@@ -253,6 +252,7 @@ def _run_steps(
     top: list[int] = []
     for fw_id, recover_launch, is_dup in steps:
         fw = ed.fw(fw_id)
+        ed.snapshot_spec(fw_id)
         spec = fw["spec"]
         # Recovery bookkeeping comes first and regardless of the state gate, as in FireWorks.
         action: str | None
@@ -285,7 +285,9 @@ def _run_steps(
         if state == st.WAITING and recover_launch is None:
             skipped.append(SkippedTarget(fw_id, state, "already WAITING: skipped", action))
             continue
-        for i in ed.rerun(fw_id, opts.except_details):
+        reset = ed.rerun(fw_id, opts.except_details)
+        ed.groups[fw_id] = reset
+        for i in reset:
             roles.setdefault(i, "descendant")
         roles[fw_id] = "duplicate" if is_dup and roles.get(fw_id) != "target" else "target"
         rec_action[fw_id] = action
@@ -445,50 +447,123 @@ def plan_with_options(lp: LaunchPad, fw_ids: Sequence[int], opts: RerunOptions) 
     return plan
 
 
-def apply_rerun(lp: LaunchPad, plan: RerunPlan, progress: Progress | None = None) -> RerunResult:
+def _history_entry(
+    ed: TrackingEditor,
+    e: RerunEntry,
+    task_level: bool,
+    at: str,
+    who: str,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``rerun_history`` entry of one target: who and why, and what an undo needs."""
+    from prefect_fireworks.ops.audit import new_rerun_id, spec_diff
+
+    changed, unset = spec_diff(ed.spec_before.get(e.fw_id, {}), ed.fws[e.fw_id]["spec"])
+    descendants = []
+    for d in ed.groups.get(e.fw_id, [])[1:]:
+        d_changed, d_unset = spec_diff(ed.spec_before.get(d, {}), ed.fws[d]["spec"])
+        descendants.append(
+            {
+                "fw_id": d,
+                "state_before": ed.before[d][0],
+                "state_after": ed.fws[d]["state"],
+                "archived": list(ed.archived.get(d, [])),
+                "spec_before": d_changed,
+                "spec_unset": d_unset,
+            }
+        )
+    return {
+        "rerun_id": new_rerun_id(),
+        "at": at,
+        **extra,
+        "by": who,
+        "role": e.role,
+        "task_level": task_level,
+        "recovery": e.recovery,
+        "state_before": e.state_before,
+        "state_after": e.state_after,
+        "archived": e.archived,
+        "spec_before": changed,
+        "spec_unset": unset,
+        "descendants": descendants,
+    }
+
+
+def apply_rerun(
+    lp: LaunchPad,
+    plan: RerunPlan,
+    progress: Progress | None = None,
+    *,
+    expected: Mapping[int, Mapping[str, Any]] | None = None,
+    record: Mapping[str, Any] | None = None,
+) -> RerunResult:
     """Write a plan: each workflow is locked once, recomputed on the locked data and committed.
 
     Args:
         lp: the LaunchPad.
         plan: from :func:`plan_rerun`.
         progress: called with the number of Fireworks written after each workflow.
+        expected: the fingerprints the plan was pinned to (:mod:`.plan_token`): under each
+            workflow's lock, before writing it, the Fireworks it covers must still match and
+            the recomputed plan must cover no other Firework, else ``PlanChangedError``.
+        record: extra fields for the ``rerun_history`` entries (``actor``, ``by``,
+            ``command``, ``reason``, ``plan_token``; see :mod:`.audit`).
 
     Returns:
-        What was done (``rerun_history`` entries are appended to each target too).
+        What was done (a ``rerun_history`` entry is appended to each target, see
+        :mod:`prefect_fireworks.ops.audit`).
     """
+    from prefect_fireworks.ops.plan_token import (
+        PlanChangedError,
+        describe_changes,
+        fingerprints,
+    )
+
     t0 = time.perf_counter()
     res = RerunResult(targets=plan.targets, options=plan.options)
     cache: dict[int, dict[str, Any] | None] = {}
+    extra = {k: v for k, v in (record or {}).items() if v is not None}
     for root, steps in plan.workflows.items():
         with lp.wf_lock(steps[0][0]):
             doc = lp.get_wf_doc(steps[0][0], {**WF_FIELDS, "_id": 1})
+            if expected is not None:
+                nodes = {int(n) for n in doc.get("nodes", [])}
+                mine = {int(k): v for k, v in expected.items() if int(k) in nodes}
+                now = fingerprints(lp, mine)
+                if now != mine:
+                    raise PlanChangedError(
+                        "refused: the Fireworks this plan covers changed since it was made: "
+                        + "; ".join(describe_changes(mine, now))
+                        + f". Nothing was written to workflow {root}"
+                        + (f" (workflows {sorted(res.workflows)} were)" if res.workflows else "")
+                        + "."
+                    )
             ed = TrackingEditor(lp, doc)
             entries, skipped, recovery, top = _run_steps(lp, ed, steps, plan.options, cache)
-            ed.commit_grouped()
-            now = isoformat()
-            who = _who()
-            hist = [
-                UpdateOne(
-                    {"fw_id": e.fw_id},
-                    {
-                        "$push": {
-                            "rerun_history": {
-                                "at": now,
-                                "by": who,
-                                "role": e.role,
-                                "task_level": e.fw_id in recovery,
-                                "recovery": e.recovery,
-                                "state_before": e.state_before,
-                                "archived": e.archived,
-                            }
-                        }
-                    },
+            if expected is not None:
+                extra_ids = {e.fw_id for e in entries} - {int(k) for k in expected}
+                if extra_ids:
+                    raise PlanChangedError(
+                        f"refused: the plan now also resets Fireworks {sorted(extra_ids)}; "
+                        f"nothing was written to workflow {root}"
+                    )
+            now_iso = isoformat()
+            who = extra.get("by") or _who()
+            for e in entries:
+                if e.role == "descendant":
+                    continue
+                entry = _history_entry(ed, e, e.fw_id in recovery, now_iso, who, extra)
+                # guarded by its rerun_id, so replaying the intent does not push it twice
+                ed.pre_writes.append(
+                    Write(
+                        "fireworks",
+                        "update_one",
+                        {"fw_id": e.fw_id, "rerun_history.rerun_id": {"$ne": entry["rerun_id"]}},
+                        {"$push": {"rerun_history": entry}},
+                    )
                 )
-                for e in entries
-                if e.role != "descendant"
-            ]
-            if hist:
-                lp.fireworks.bulk_write(hist, ordered=False)
+            ed.kind = "rerun"
+            ed.commit_grouped()
         res.entries.extend(entries)
         res.skipped.extend(skipped)
         res.recovery.update(recovery)
