@@ -114,6 +114,12 @@ class AppState:
                 lp = LaunchPad.auto_load(self.launchpad_file)
             check_connection(lp.client, timeout=10)
             lp.ensure_initialized()
+            # Finish what a killed lpad/worker left half-written before reading anything (one
+            # query when there is nothing to finish; see store/intents.py).
+            from prefect_fireworks.core.constants import WFLOCK_EXPIRATION_SECS
+            from prefect_fireworks.store.intents import roll_forward
+
+            roll_forward(lp.db, WFLOCK_EXPIRATION_SECS)
             self._lp = lp
         return self._lp
 

@@ -55,6 +55,24 @@ def _wants_table(display: FwDisplay | None, as_json: bool, table: bool) -> bool:
     return display is None and not as_json and sys.stdout.isatty()
 
 
+def _check_file(path: Path, wf: Workflow) -> None:
+    """What a file may not bring (a run history) and what MongoDB could not store, named by
+    file before anything is reserved or written (the ids in messages are the file's)."""
+    from prefect_fireworks.store import adding, validation
+
+    label = path.name if len(path.name) <= 60 else path.name[:57] + "..."
+    validation.check_file_workflow(wf, label)
+    docs = adding.build_documents([wf], 1)
+    old_id = {new: old for old, new in docs.id_maps[0].items()}
+    try:
+        for doc in docs.fireworks:
+            validation.check_document(doc, f"Firework {old_id[doc['fw_id']]}")
+        for doc in docs.workflows:
+            validation.check_document(doc, "the workflow document")
+    except validation.DocumentError as exc:
+        raise validation.DocumentError(f"{label}: {exc}") from None
+
+
 @command(app, "add")
 def add(
     wf_files: Annotated[
@@ -67,6 +85,8 @@ def add(
     All files are read and checked first: if any is invalid nothing is added.
     """
     wfs = [Workflow.from_file(p) for p in wf_files]
+    for p, wf in zip(wf_files, wfs, strict=True):
+        _check_file(p, wf)
     lp = STATE.launchpad()
     maps = lp.bulk_add_wfs(wfs)
     result = [
@@ -116,8 +136,14 @@ def get_fws(
     if fmt == FwDisplay.ids and not _wants_table(display_format, as_json, table):
         OUT.json(ids[0] if len(ids) == 1 else ids)
         return
-    docs = {d["fw_id"]: d for d in lp.fireworks.find({"fw_id": {"$in": ids}}, {"_id": 0})}
     if _wants_table(display_format, as_json, table):
+        # An inclusion projection: the table needs little, and a document the server cannot
+        # project whole (e.g. nested too deep) still gets its row.
+        cols_proj = {"fw_id": 1, "name": 1, "state": 1, "launches": 1, "archived_launches": 1}
+        docs = {
+            d["fw_id"]: d
+            for d in lp.fireworks.find({"fw_id": {"$in": ids}}, {**cols_proj, "updated_on": 1})
+        }
         rows = [
             (
                 i,
@@ -133,6 +159,7 @@ def get_fws(
         cols = ["fw_id", "name", "state", "launches", "archived", "updated_on"]
         OUT.table(rows, cols, title=f"{len(rows)} Firework(s)")
         return
+    docs = {d["fw_id"]: d for d in lp.fireworks.find({"fw_id": {"$in": ids}}, {"_id": 0})}
     out: list[Any] = [fw_display(lp, docs[i], fmt.value) for i in ids if i in docs]
     OUT.json(out[0] if len(out) == 1 else out)
 

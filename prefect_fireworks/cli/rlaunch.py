@@ -96,8 +96,9 @@ def _plain_loop(
     ping_secs: float,
     as_json: bool,
 ) -> None:
-    from prefect_fireworks.prefect.flows import _future_run_exists
+    # Not the Prefect flows module: --no-prefect workers start without importing Prefect.
     from prefect_fireworks.runtime.rocket import run_one
+    from prefect_fireworks.store.queries import future_run_exists
 
     lp = STATE.launchpad()
     resolve_launch_root(launch_root)
@@ -114,7 +115,9 @@ def _plain_loop(
             continue
         if nlaunches > 0 and len(results) >= nlaunches:
             break
-        if nlaunches == 0 and not _future_run_exists(lp, fworker):
+        if nlaunches == 0 and not future_run_exists(
+            lp.fireworks, fworker.checkout_query(), fworker.query
+        ):
             break
         loops += 1
         if max_loops >= 0 and loops >= max_loops:

@@ -371,6 +371,16 @@ def detect_lostruns(
         OUT.info("You can fix inconsistent FWs using the --refresh argument")
     if res.rerun:
         OUT.text(f"Reran FWs: {json.dumps(res.rerun)}")
+    if res.orphan_claims:
+        # Only printed when there are some, so the output is FireWorks' otherwise.
+        OUT.text(
+            f"Detected {len(res.orphan_claims)} orphan claims (RESERVED/RUNNING without a "
+            f"launch): {res.orphan_claims}"
+        )
+        if res.claims_reset:
+            OUT.text(f"Reset orphan claims: {json.dumps(res.orphan_claims)}")
+        else:
+            OUT.info("You can reset orphan claims using the --refresh argument")
 
 
 # -- admin ---------------------------------------------------------------------------------------

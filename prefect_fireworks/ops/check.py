@@ -24,7 +24,7 @@ never ran (left by an ``add`` that died). Missing and shared launches are report
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -140,7 +140,7 @@ def check(
     """
     import time
 
-    from prefect_fireworks.store.launchpad import WFLOCK_EXPIRATION_SECS
+    from prefect_fireworks.core.constants import WFLOCK_EXPIRATION_SECS
 
     t0 = time.perf_counter()
     expire = WFLOCK_EXPIRATION_SECS if lock_expire_secs is None else lock_expire_secs
@@ -356,7 +356,7 @@ def repair(
     Returns:
         The first check's violations, the repairs made, and what remains.
     """
-    from prefect_fireworks.store.launchpad import WFLOCK_EXPIRATION_SECS
+    from prefect_fireworks.core.constants import WFLOCK_EXPIRATION_SECS
 
     expire = WFLOCK_EXPIRATION_SECS if lock_expire_secs is None else lock_expire_secs
     first = check(lp, lock_expire_secs=expire, claim_grace_secs=claim_grace_secs)
@@ -389,31 +389,99 @@ def repair(
     for v in mid.violations:
         if v.check in ("fw_states", "workflow_state", "ready_parents") and v.wf_id is not None:
             wf_fix.setdefault(v.wf_id, set()).update(v.fw_ids if v.check == "ready_parents" else [])
-    for fid in claims:
-        try:
-            wid = min(int(n) for n in lp.get_wf_doc(fid, {"nodes": 1})["nodes"])
-        except ValueError:
-            continue
-        wf_fix.setdefault(wid, set()).add(fid)
-    for wid, refresh in sorted(wf_fix.items()):
-        with lp.edit_workflow(wid) as ed:
-            ed.load_fws(ed.links)
-            for n in ed.links:
-                ed.fw_states[n] = ed.fw(n)["state"]
-            reset = sorted(refresh & claims)
-            for fid in reset:
-                # refresh recomputes from the launches: no active launch -> READY (or WAITING)
-                ed.fw(fid)["state"] = st.WAITING
-                ed.mark(fid, "state")
-            ed.refresh(sorted(refresh))
-        parts = ["rewrote fw_states and state"]
-        if reset:
-            parts.append(f"reset orphan claims {_ids(reset)}")
-        if refresh - claims:
-            parts.append(f"refreshed {_ids(refresh - claims)}")
-        done.append(f"workflow {wid}: " + ", ".join(parts))
+    done.extend(fix_workflows(lp, wf_fix, claims))
     after = check(lp, lock_expire_secs=expire, claim_grace_secs=claim_grace_secs)
     first.repaired = done or ["nothing to repair"]
     first.remaining = after.violations
     first.seconds += mid.seconds + after.seconds
     return first
+
+
+def fix_workflows(
+    lp: LaunchPad, refresh: Mapping[int, Iterable[int]], claims: Iterable[int]
+) -> list[str]:
+    """Under each workflow's lock: ``fw_states`` rewritten from the Fireworks, the given
+    Fireworks refreshed, and orphan claims reset (launch ids without a document dropped from
+    ``launches``; then READY, or what their remaining launches say).
+
+    Args:
+        lp: the LaunchPad.
+        refresh: workflow id -> fw_ids to refresh.
+        claims: fw_ids of orphan claims (any workflow).
+
+    Returns:
+        One line per workflow fixed.
+    """
+    claims = set(claims)
+    todo: dict[int, set[int]] = {w: set(ids) for w, ids in refresh.items()}
+    for fid in claims:
+        try:
+            wid = min(int(n) for n in lp.get_wf_doc(fid, {"nodes": 1})["nodes"])
+        except ValueError:
+            continue
+        todo.setdefault(wid, set()).add(fid)
+    out = []
+    for wid, ids in sorted(todo.items()):
+        reset = sorted(ids & claims)
+        if reset:
+            listed = {
+                lid
+                for d in lp.fireworks.find({"fw_id": {"$in": reset}}, {"launches": 1})
+                for lid in d.get("launches") or []
+            }
+            known = set(lp.launches.distinct("launch_id", {"launch_id": {"$in": sorted(listed)}}))
+            if listed - known:
+                lp.fireworks.update_many(
+                    {"fw_id": {"$in": reset}},
+                    {"$pull": {"launches": {"$in": sorted(listed - known)}}},
+                )
+        with lp.edit_workflow(wid) as ed:
+            ed.load_fws(ed.links)
+            for n in ed.links:
+                ed.fw_states[n] = ed.fw(n)["state"]
+            for fid in reset:
+                # refresh recomputes from the launches: no active launch -> READY (or WAITING)
+                ed.fw(fid)["launches"] = [
+                    lid for lid in ed.fw(fid)["launches"] if ed.launch(lid) is not None
+                ]
+                ed.fw(fid)["state"] = st.WAITING
+                ed.mark(fid, "state")
+            ed.refresh(sorted(ids))
+        parts = ["rewrote fw_states and state"]
+        if reset:
+            parts.append(f"reset orphan claims {_ids(reset)}")
+        if ids - claims:
+            parts.append(f"refreshed {_ids(ids - claims)}")
+        out.append(f"workflow {wid}: " + ", ".join(parts))
+    return out
+
+
+def orphan_claims(lp: LaunchPad, grace_secs: float = CLAIM_GRACE_SECS) -> list[int]:
+    """RESERVED/RUNNING Fireworks without a RESERVED/RUNNING launch, claimed more than
+    ``grace_secs`` ago (a process killed between the claim and the launch insert)."""
+    now = datetime.now(timezone.utc)
+    cutoff = now - timedelta(seconds=grace_secs)
+    docs = list(
+        lp.fireworks.find(
+            {"state": {"$in": sorted(st.ACTIVE_STATES)}},
+            {"fw_id": 1, "launches": 1, "updated_on": 1},
+        )
+    )
+    lids = sorted({lid for d in docs for lid in d.get("launches") or []})
+    active = (
+        {
+            d["launch_id"]
+            for d in lp.launches.find(
+                {"launch_id": {"$in": lids}, "state": {"$in": sorted(st.ACTIVE_STATES)}},
+                {"launch_id": 1},
+            )
+        }
+        if lids
+        else set()
+    )
+    return sorted(
+        d["fw_id"]
+        for d in docs
+        if not any(lid in active for lid in d.get("launches") or [])
+        and (_aware(d.get("updated_on")) or now) <= cutoff
+    )

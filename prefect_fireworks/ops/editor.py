@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.store.idranges import id_queries
+from prefect_fireworks.store.intents import Write
 from prefect_fireworks.store.workflow_editor import WorkflowEditor
 
 if TYPE_CHECKING:
@@ -76,7 +77,9 @@ class TrackingEditor(WorkflowEditor):
                 }
                 sets["launches"] = {"$literal": []}
             for q in id_queries("fw_id", ids):
-                self.lp.fireworks.update_many(q, [{"$set": sets}])
+                self.pre_writes.append(Write("fireworks", "update_many", q, [{"$set": sets}]))
+        # one intent for the whole change: a kill at any point is rolled forward
+        self.journal = True
         return self.commit()
 
     def preload(self, fw_ids: Iterable[int], except_details: bool) -> None:

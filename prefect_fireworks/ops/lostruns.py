@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.constants import RUN_EXPIRATION_SECS
+from prefect_fireworks.ops.check import CLAIM_GRACE_SECS, fix_workflows, orphan_claims
 from prefect_fireworks.ops.rerun_plan import apply_rerun, plan_rerun
 from prefect_fireworks.store.queries import check_query
 
@@ -28,6 +29,10 @@ class LostRuns:
     fizzled: bool = False
     rerun: list[int] = field(default_factory=list)
     refreshed: bool = False
+    #: RESERVED/RUNNING Fireworks with no RESERVED/RUNNING launch: a worker died between its
+    #: claim and its launch insert (not in FireWorks, whose claim and launch are one write).
+    orphan_claims: list[int] = field(default_factory=list)
+    claims_reset: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -161,4 +166,13 @@ def detect_lostruns(
     if refresh and inconsistent:
         lp.refresh_fws(inconsistent)
         out.refreshed = True
+    # A claim without a launch never had a heartbeat: lost once older than the expiration
+    # (at most CLAIM_GRACE_SECS, since a live checkout inserts its launch within milliseconds).
+    out.orphan_claims = orphan_claims(lp, min(expiration_secs, CLAIM_GRACE_SECS))
+    if query_ids is not None:
+        keep = set(query_ids)
+        out.orphan_claims = [i for i in out.orphan_claims if i in keep]
+    if out.orphan_claims and (fizzle or rerun or refresh):
+        fix_workflows(lp, {}, out.orphan_claims)
+        out.claims_reset = True
     return out

@@ -348,6 +348,8 @@ def roll_forward(db: Database, expire_secs: float, me: str | None = None) -> lis
     """
     me = me or f"{process_owner()}:rollforward"
     done: list[Intent] = []
+    if db[INTENTS_COLLECTION].find_one({}, {"_id": 1}) is None:
+        return done
     for intent in list(pending(db, load=False)):
         if not is_abandoned(intent, expire_secs):
             continue

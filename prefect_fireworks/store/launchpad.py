@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import pymongo
+
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.constants import (
     FORBIDDEN_OPERATORS,
@@ -25,7 +27,7 @@ from prefect_fireworks.core.constants import (
     WFLOCK_EXPIRATION_SECS,
 )
 from prefect_fireworks.core.models import Firework, Launch, Workflow
-from prefect_fireworks.store import adding, launches, maintenance, queries
+from prefect_fireworks.store import adding, launches, maintenance, queries, validation
 from prefect_fireworks.store.db import FireworksDB
 from prefect_fireworks.store.idranges import find_by_ids
 from prefect_fireworks.store.launches import FWorker
@@ -108,15 +110,47 @@ class LaunchPad(FireworksDB):
             ValueError: a bad DAG or (with a ``task_validator``) a Firetask that cannot load.
         """
         wfs2 = adding.as_workflows(wfs)
+        for wf in wfs2:
+            if not wf.fws:
+                raise ValueError(f"workflow {wf.name!r} has no Fireworks")
         adding.validate_workflows(wfs2, self.task_validator)
         self.ensure_initialized()
-        first = self.reserve_fw_ids(sum(len(wf.fws) for wf in wfs2))
+        total = sum(len(wf.fws) for wf in wfs2)
+        # Every document is built and checked (size, depth, keys) before an id is reserved,
+        # with the ids it will most likely get: a refused write must leave nothing behind.
+        peek = self.fw_id_assigner.find_one({"_id": -1}, {"next_fw_id": 1}) or {}
+        guess = int(peek.get("next_fw_id", 1))
+        pre = adding.build_documents(wfs2, guess)
+        validation.check_new_documents(pre.fireworks, pre.workflows)
+        del pre
+        first = self.reserve_fw_ids(total)
         docs = adding.build_documents(wfs2, first)
-        if docs.fireworks:
-            self.fireworks.insert_many(docs.fireworks, ordered=False)
-        if docs.workflows:
-            self.workflows.insert_many(docs.workflows, ordered=False)
+        try:
+            if first != guess:
+                validation.check_new_documents(docs.fireworks, docs.workflows)
+            if docs.fireworks:
+                self.fireworks.insert_many(docs.fireworks, ordered=False)
+            if docs.workflows:
+                self.workflows.insert_many(docs.workflows, ordered=False)
+        except (pymongo.errors.PyMongoError, validation.DocumentError) as exc:
+            self._undo_add(docs, first, total)
+            if isinstance(exc, validation.DocumentError):
+                raise
+            raise validation.WriteUndoneError(
+                f"could not add: {validation.short_reason(exc)}; nothing was added"
+            ) from None
         return docs.id_maps
+
+    def _undo_add(self, docs: adding.NewDocuments, first: int, total: int) -> None:
+        # insert_many gave every document its _id: delete exactly those (never a document
+        # that was there before), and move the counter back unless someone reserved since.
+        for coll, batch in ((self.workflows, docs.workflows), (self.fireworks, docs.fireworks)):
+            oids = [d["_id"] for d in batch if "_id" in d]
+            if oids:
+                coll.delete_many({"_id": {"$in": oids}})
+        self.fw_id_assigner.update_one(
+            {"_id": -1, "next_fw_id": first + total}, {"$set": {"next_fw_id": first}}
+        )
 
     # -- reading ---------------------------------------------------------------------------
     def get_fw_by_id(self, fw_id: int) -> Firework:

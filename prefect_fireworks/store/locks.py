@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core.constants import WFLOCK_EXPIRATION_SECS
 from prefect_fireworks.core.models import utcnow
+from prefect_fireworks.store.intents import owner_is_dead, roll_forward_workflow
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -84,6 +85,8 @@ class WorkflowLock:
         self.expire_secs = expire_secs
         self.wait_secs = expire_secs if wait_secs is None else wait_secs
         self.acquired_at: datetime | None = None
+        #: The owner this lock was taken over from (dead or expired), if any.
+        self.took_over: str | None = None
 
     @property
     def host(self) -> str:
@@ -103,19 +106,18 @@ class WorkflowLock:
         return self.acquired_at + timedelta(seconds=self.expire_secs)
 
     def acquire(self) -> None:
-        """Take the lock, waiting with back-off; a stale lock is taken over."""
+        """Take the lock, waiting with back-off.
+
+        A lock whose owner is a dead process of this host is taken over at once, an expired
+        one (any host) after its expiry; either way the intent the previous holder left (see
+        ``store/intents.py``) is rolled forward before the lock is returned.
+        """
         start = time.monotonic()
         ctr = 0
         while True:
             now = utcnow()
             res = self.workflows.update_one(
-                {
-                    "nodes": self.fw_id,
-                    "$or": [
-                        {"locked": {"$exists": False}},
-                        {"locked_at": {"$lt": now - timedelta(seconds=self.expire_secs)}},
-                    ],
-                },
+                {"nodes": self.fw_id, "locked": {"$exists": False}},
                 {"$set": {"locked": True, "locked_by": self.owner, "locked_at": now}},
             )
             if res.modified_count == 1:
@@ -127,10 +129,37 @@ class WorkflowLock:
                 and self.workflows.count_documents({"nodes": self.fw_id}, limit=1) == 0
             ):
                 raise ValueError(f"FW with id: {self.fw_id} not found!")
+            if self._take_over_stale(now):
+                return
             if time.monotonic() - start > self.wait_secs:
                 raise LockedWorkflowError(f"Could not get workflow - LOCKED: {self.fw_id}")
             ctr += 1
             time.sleep(min(0.005 * ctr, 0.2) + random.random() / 100)
+
+    def _take_over_stale(self, now: datetime) -> bool:
+        holder = self.workflows.find_one(
+            {"nodes": self.fw_id, "locked": {"$exists": True}},
+            {"locked_by": 1, "locked_at": 1},
+        )
+        if holder is None:
+            return False
+        at = holder.get("locked_at")
+        expired = isinstance(at, datetime) and _naive(at) < _naive(now) - timedelta(
+            seconds=self.expire_secs
+        )
+        if not (expired or owner_is_dead(holder.get("locked_by"))):
+            return False
+        cas: dict[str, Any] = {"_id": holder["_id"], "locked_at": at}
+        cas["locked_by"] = holder.get("locked_by") if "locked_by" in holder else {"$exists": False}
+        res = self.workflows.update_one(
+            cas, {"$set": {"locked": True, "locked_by": self.owner, "locked_at": now}}
+        )
+        if res.modified_count != 1:
+            return False
+        self.acquired_at = now
+        self.took_over = holder.get("locked_by") or "unknown owner"
+        roll_forward_workflow(self.workflows.database, holder["_id"])
+        return True
 
     def release(self) -> None:
         """Release the lock if this owner still holds it."""
@@ -150,6 +179,11 @@ class WorkflowLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _naive(dt: datetime) -> datetime:
+    # pymongo returns naive UTC datetimes; utcnow() may be aware
+    return dt.replace(tzinfo=None) if dt.tzinfo else dt
 
 
 def lock_holder(workflows: Collection, fw_id: int) -> LockHolder | None:

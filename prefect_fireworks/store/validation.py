@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import bson
+from pymongo.errors import PyMongoError
 
 #: MongoDB's maximum BSON document size.
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -131,3 +132,72 @@ def check_file_firework(fw: Mapping[str, Any], what: str) -> None:
             f"{what}: a file cannot set state {_short(state)}; only WAITING or READY "
             "(remove the field)"
         )
+
+
+def check_file_workflow(wf: Any, label: str) -> None:
+    """A workflow read from a file: at least one Firework, none bringing a run history.
+
+    Args:
+        wf: a :class:`~prefect_fireworks.core.models.Workflow`.
+        label: the file, for messages.
+
+    Raises:
+        DocumentError: the first problem found.
+    """
+    if not wf.fws:
+        raise DocumentError(f"{label}: the workflow has no Fireworks")
+    for fw in wf.fws:
+        what = f"{label}: Firework {fw.fw_id}"
+        check_file_firework(
+            {
+                "launches": fw.launches,
+                "archived_launches": fw.archived_launches,
+                "state": fw.state,
+            },
+            what,
+        )
+
+
+def fw_label(doc: Mapping[str, Any]) -> str:
+    """``Firework 3 ('name')`` for messages (the name shortened)."""
+    name = str(doc.get("name", ""))
+    if len(name) > 30:
+        name = name[:27] + "..."
+    return f"Firework {doc.get('fw_id')} ({name!r})"
+
+
+def check_new_documents(
+    fireworks: Iterable[Mapping[str, Any]],
+    workflows: Iterable[Mapping[str, Any]],
+    max_size: int = MAX_BSON_SIZE,
+) -> None:
+    """Every Firework and workflow document an ``add`` would insert.
+
+    Raises:
+        DocumentError: the first document that cannot be stored.
+    """
+    for doc in fireworks:
+        check_document(doc, fw_label(doc), max_size)
+    for doc in workflows:
+        nodes = doc.get("nodes") or []
+        first = min(nodes) if nodes else "?"
+        check_document(doc, f"workflow {first} ({str(doc.get('name', ''))[:30]!r})", max_size)
+
+
+class WriteUndoneError(PyMongoError):
+    """A write failed after the checks passed; what it had written was removed again."""
+
+
+def short_reason(exc: BaseException) -> str:
+    """One short line about a failed write, without echoing any document."""
+    details = getattr(exc, "details", None)
+    if isinstance(details, Mapping):
+        errs = details.get("writeErrors") or []
+        if errs and isinstance(errs[0], Mapping):
+            text = str(errs[0].get("errmsg", ""))
+        else:
+            text = str(details.get("errmsg", ""))
+    else:
+        text = str(exc)
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -14,12 +14,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pymongo import InsertOne, UpdateOne
-
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.dictmods import apply_mod
 from prefect_fireworks.core.models import FWAction, Workflow, isoformat, parent_links, utcnow
 from prefect_fireworks.store.idranges import find_by_ids
+from prefect_fireworks.store.intents import Write, run_writes
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -81,6 +80,12 @@ class WorkflowEditor:
         self.now = isoformat()
         #: fw_ids whose state changed, in order of change (for callers' summaries).
         self.changed: list[int] = []
+        #: Writes :meth:`commit` sends before its own (in the same intent).
+        self.pre_writes: list[Write] = []
+        #: What the writes are, in intents (``rerun``, ``defuse``...).
+        self.kind = "edit"
+        #: Always record an intent (mass operations), not only when several Fireworks change.
+        self.journal = False
 
     # -- loading ---------------------------------------------------------------------------
     def load_fws(self, fw_ids: Iterable[int]) -> None:
@@ -385,18 +390,31 @@ class WorkflowEditor:
         return st.workflow_state(self.fw_states, self.links, self.allow_fizzled)
 
     def commit(self, extra_wf_set: Mapping[str, Any] | None = None) -> str:
-        """Write every change; returns the workflow state."""
-        ops: list[Any] = []
+        """Write every change; returns the workflow state.
+
+        The writes (those queued in :attr:`pre_writes` first, then the Fireworks, then the
+        workflow) are idempotent and go through ``intents.run_writes``: when more than one
+        Firework changes, the intent is recorded first, so a process killed half-way is rolled
+        forward by whoever takes the lock over next.
+        """
+        writes: list[Write] = list(self.pre_writes)
         new = set(self._new_fw_ids)
         for nid in self._new_fw_ids:
-            ops.append(InsertOne(self.fws[nid]))
+            # an upsert by fw_id, not an insert: replaying it is harmless
+            writes.append(Write("fireworks", "replace_one", {"fw_id": nid}, self.fws[nid], True))
         for fid, fields in self._dirty.items():
             if fid in new:
                 continue
             doc = self.fws[fid]
-            ops.append(UpdateOne({"fw_id": fid}, {"$set": {f: doc[f] for f in sorted(fields)}}))
-        if ops:
-            self.lp.fireworks.bulk_write(ops, ordered=True)
+            writes.append(
+                Write(
+                    "fireworks",
+                    "update_one",
+                    {"fw_id": fid},
+                    {"$set": {f: doc[f] for f in sorted(fields)}},
+                )
+            )
+        n_fireworks = len(writes)
         wf_state = self.workflow_state()
         changed = {k: v for k, v in self.fw_states.items() if self.orig_fw_states.get(k) != v}
         wf_set: dict[str, Any]
@@ -418,13 +436,22 @@ class WorkflowEditor:
             wf_set.update(extra_wf_set or {})
             update: dict[str, Any] = {"$set": wf_set}
             if self._new_fw_ids:
-                update["$push"] = {"nodes": {"$each": self._new_fw_ids}}
-            self.lp.workflows.update_one({"_id": self.wf_id}, update)
+                # $addToSet keeps the order of new ids and makes a replay harmless
+                update["$addToSet"] = {"nodes": {"$each": self._new_fw_ids}}
+            writes.append(Write("workflows", "update_one", {"_id": self.wf_id}, update))
+        run_writes(
+            self.lp.workflows.database,
+            self.kind,
+            self.wf_id,
+            writes,
+            journal=self.journal or n_fireworks > 1,
+        )
         self.orig_fw_states = dict(self.fw_states)
         self.orig_wf_state = wf_state
         self._dirty.clear()
         self._new_fw_ids.clear()
         self._links_changed.clear()
+        self.pre_writes.clear()
         return wf_state
 
 
