@@ -13,6 +13,7 @@ import typer
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import OUT, STATE, JsonOpt, UsageError, command
 from prefect_fireworks.cli.help import typer_options
+from prefect_fireworks.core.constants import RERUN_AUTOMATION
 from prefect_fireworks.ops.rerun import DEFAULT_MAX_RERUNS
 from prefect_fireworks.prefect.deployments import DETECT_LOSTRUNS_CRON
 
@@ -92,7 +93,7 @@ def deploy(
 
 @command(automations_app, "create")
 def create(
-    name: NameOpt = "rerun-fizzled-fireworks",
+    name: NameOpt = RERUN_AUTOMATION,
     max_reruns: Annotated[
         int,
         typer.Option(
@@ -200,7 +201,7 @@ def ls(as_json: JsonOpt = False) -> None:
 
 @command(automations_app, "delete")
 def delete(
-    name: NameOpt = "rerun-fizzled-fireworks",
+    name: NameOpt = RERUN_AUTOMATION,
     keep_sweep: Annotated[
         bool, typer.Option("--keep-sweep", help="Leave the sweep schedule in place.")
     ] = False,

@@ -20,3 +20,7 @@ FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator"})
 STACKTRACE_KEY = "action.stored_data._exception._stacktrace"
 #: Default budget of automatic reruns per Firework (counted from its archived launches).
 DEFAULT_MAX_RERUNS = 3
+#: The project's own Prefect event for a FIZZLED launch (resource ``fireworks.firework.<id>``).
+FIZZLED_EVENT = "fireworks.firework.fizzled"
+#: Default name of the automation that reruns FIZZLED Fireworks.
+RERUN_AUTOMATION = "rerun-fizzled-fireworks"

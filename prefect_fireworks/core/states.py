@@ -113,12 +113,3 @@ def workflow_state(
     if RESERVED in states:
         return RESERVED
     return READY
-
-
-def representative_state(launch_states: Iterable[str]) -> str | None:
-    """The state of the highest-ranked launch, or None without launches."""
-    best: str | None = None
-    for s in launch_states:
-        if best is None or STATE_RANKS[s] > STATE_RANKS[best]:
-            best = s
-    return best

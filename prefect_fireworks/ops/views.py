@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.store.idranges import find_by_ids
+from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -58,7 +59,7 @@ def wf_summary(lp: LaunchPad, fw_id: int, mode: str = "more") -> dict[str, Any]:
     out: dict[str, Any] = {
         "state": wf.get("state"),
         "created_on": wf.get("created_on"),
-        "name": f"{wf.get('name')}--{min(wf['nodes'])}",
+        "name": f"{wf.get('name')}--{wf_id_of(wf['nodes'])}",
     }
     if mode == "less":
         out["states_list"] = "-".join(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from prefect_fireworks.core import states as st
+from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
     from prefect_fireworks.ops.rerun import RerunPlan
@@ -349,12 +350,13 @@ def _publish_progress(lp: LaunchPad, wf_id: int, artifact_id: UUID | None) -> UU
     states = doc.get("fw_states") or {}
     progress = workflow_progress(states)
     done = sum(s == st.COMPLETED for s in states.values())
-    description = f"Workflow {min(doc['nodes'])}: {done}/{len(states)} Fireworks COMPLETED"
+    wf_id = wf_id_of(doc["nodes"])
+    description = f"Workflow {wf_id}: {done}/{len(states)} Fireworks COMPLETED"
     if artifact_id is None:
         return cast(
             UUID,
             create_progress_artifact(
-                progress=progress, key=f"wf-{min(doc['nodes'])}-progress", description=description
+                progress=progress, key=f"wf-{wf_id}-progress", description=description
             ),
         )
     update_progress_artifact(artifact_id, progress=progress, description=description)

@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS
+from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS, FIZZLED_EVENT, RERUN_AUTOMATION
 from prefect_fireworks.ops.rerun import check_stacktrace_regex
 from prefect_fireworks.prefect.deployments import RERUN_FWS, require_deployment
 
@@ -50,10 +50,6 @@ __all__ = [
     "rerun_automation",
 ]
 
-FIZZLED_EVENT = "fireworks.firework.fizzled"
-"""Emitted by ``launch_firework`` per FIZZLED launch (resource ``fireworks.firework.<id>``)."""
-RERUN_AUTOMATION = "rerun-fizzled-fireworks"
-"""Default name of the automation."""
 SWEEP_SLUG = "rerun-fizzled-sweep"
 """Slug of the sweep's schedule on the ``rerun-fws`` deployment."""
 

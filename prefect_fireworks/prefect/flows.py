@@ -42,6 +42,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect_fireworks.core import states as st
+from prefect_fireworks.core.constants import FIZZLED_EVENT
 from prefect_fireworks.prefect.artifacts import publish_launch, publish_workflow_progress
 from prefect_fireworks.runtime.rocket import (
     PING_TIME_SECS,
@@ -51,6 +52,7 @@ from prefect_fireworks.runtime.rocket import (
     resolve_launch_root,
 )
 from prefect_fireworks.store.launchpad import FWorker
+from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
     from prefect.futures import PrefectFuture
@@ -68,9 +70,6 @@ __all__ = [
     "run_workflow",
 ]
 
-#: The project's own event for a FIZZLED launch (automations should match it or
-#: ``prefect.state-type: FAILED``: the task-run event is named after the state, ``...Fizzled``).
-FIZZLED_EVENT = "fireworks.firework.fizzled"
 #: FireWorks' ``RAPIDFIRE_SLEEP_SECS``: pause between rapidfire loops when nothing is READY.
 RAPIDFIRE_SLEEP_SECS = 60.0
 _STACK_TAIL = 2000
@@ -154,8 +153,7 @@ def resolve_flow_launch_root(launch_root: str | None, launchpad: str | None) -> 
 
 
 def _wf_key(nodes: list[int]) -> int:
-    # A workflow is named by its first fw_id (as ``lpad get_wflows`` does).
-    return min(nodes) if nodes else -1
+    return wf_id_of(nodes)
 
 
 @task(
