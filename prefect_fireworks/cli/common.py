@@ -212,9 +212,14 @@ def sort_spec(sort: str | None, rsort: str | None) -> list[tuple[str, int]] | No
     return [(key, 1 if sort else -1)]
 
 
+def interactive() -> bool:
+    """Whether someone can answer a question: stdin is a terminal (not a script or CI)."""
+    return sys.stdin.isatty()
+
+
 def ask_yes(prompt: str) -> bool:
     """Ask on the terminal; without one (scripts, CI) nobody can answer: no."""
-    if not sys.stdin.isatty():
+    if not interactive():
         return False
     answer = typer.prompt(prompt, default="N", show_default=False)
     return answer.strip()[:1].lower() == "y"
@@ -222,7 +227,7 @@ def ask_yes(prompt: str) -> bool:
 
 def asker() -> Callable[[str], bool] | None:
     """The confirmation function, or None when stdin is not a terminal."""
-    return ask_yes if sys.stdin.isatty() else None
+    return ask_yes if interactive() else None
 
 
 class Output:

@@ -140,15 +140,11 @@ def test_rerun_by_stacktrace_lm(lp, run_cli, tmp_path, monkeypatch):
 
 def test_mass_password_gate(gods, run_cli, monkeypatch):
     before = _snapshot(gods)
-    # On a terminal the user is asked; "n" aborts, nothing written.
-    import prefect_fireworks.cli.apply as cli_apply
+    # On a terminal the user is asked; "n" aborts, nothing written. Only the terminal check is
+    # replaced: lpad's own prompt reads the answers from the CliRunner's input.
+    import prefect_fireworks.cli.common as cli_common
 
-    def tty_asker():
-        import typer
-
-        return lambda prompt: typer.prompt(prompt).strip()[:1].lower() == "y"
-
-    monkeypatch.setattr(cli_apply, "asker", tty_asker)
+    monkeypatch.setattr(cli_common, "interactive", lambda: True)
     res = run_cli(["rerun_fws", "-s", "COMPLETED"], code=2, input="n\n")
     assert "Are you sure? This will modify 14 entries. (Y/N)" in res.stdout
     assert "Operation aborted by user." in res.stderr
@@ -221,6 +217,19 @@ def test_detect_lostruns_and_admin(lp, run_cli, tmp_path, monkeypatch):
     lp.workflows.update_one({"nodes": 1}, {"$set": {"locked": True}})
     assert "1 were locked" in run_cli(["admin", "unlock", "-i", "1"]).stdout
     assert "locked" not in lp.workflows.find_one({"nodes": 1})
+    # refresh: a Firework and its workflow cache left WAITING although the root can run
+    lp.fireworks.update_one({"fw_id": 1}, {"$set": {"state": st.WAITING}})
+    lp.workflows.update_one({"nodes": 1}, {"$set": {"fw_states.1": st.WAITING}})
     run_cli(["admin", "refresh", "-i", "1"])
+    assert lp.fireworks.find_one({"fw_id": 1})["state"] == st.READY
+    wf = lp.workflows.find_one({"nodes": 1})
+    assert (wf["fw_states"]["1"], wf["state"]) == (st.READY, st.READY)
+    # tuneup: the indexes come back after being dropped
+    lp.fireworks.drop_indexes()
+    lp.launches.drop_indexes()
     run_cli(["admin", "tuneup"])
+    fw_idx = lp.fireworks.index_information()
+    assert fw_idx["fw_id_1"].get("unique") is True
+    assert {"state_1", "launches_1", "archived_launches_1"} <= set(fw_idx)
+    assert lp.launches.index_information()["launch_id_1"].get("unique") is True
     run_cli(["admin", "unlock", "-i", "99"], code=2)
