@@ -203,14 +203,14 @@ def launch_firework(
     summary = result.to_dict()
     publish_launch(lp, result.launch_id, fw=fw_doc, result=result)
     if result.fizzled:
-        # Why it failed, in the task run's log (the stack trace ends with a failed
-        # ScriptTask's stdout/stderr tail).
+        # Why it failed, in the task run's log: the exception (a failed ScriptTask's ends
+        # with its stdout/stderr tail). The full stack trace is in the launch and its artifact.
         get_run_logger().error(
-            "Firework %s fizzled (launch %s, %s):\n%s",
+            "Firework %s fizzled (launch %s, %s): %s",
             fw_id,
             launch_id,
             result.launch_dir,
-            _tail_lines(result.stacktrace or result.message, _LOG_TAIL_LINES),
+            _tail_lines(result.message, _LOG_TAIL_LINES),
         )
         _emit_fizzled(lp, result)
         return Failed(
