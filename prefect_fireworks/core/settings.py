@@ -10,7 +10,8 @@ Every setting is an environment variable with the prefix ``PREFECT_INTEGRATIONS_
 - ``..._HOME``: home of the embedded server, which keeps its data in ``<HOME>/mongodb`` and its
   state file and log in HOME (default ``~/.prefect-fireworks``).
 - ``..._LAUNCH_ROOT``: where launch directories are created (default: the current directory, as
-  in FireWorks).
+  in FireWorks, except inside the temporary folder Prefect runs a worker's flow run in, which is
+  refused: set this variable on workers).
 - ``..._EXCEPT_DETAILS_ON_RERUN``: FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default off).
 
 Empty variables count as unset. The environment is read again on every call of `get_settings`,
