@@ -73,4 +73,6 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from prefect_fireworks.cli.common import run_app
+
+    run_app(app, "lpad")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -132,9 +133,12 @@ class UsageError(ValueError):
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``Error: message`` on stderr and return the Exit to raise."""
+    """Print ``Error: message`` on stderr and return the Exit to raise.
+
+    The message is printed as is: a ``[...]`` in it (user input, a name) is not Rich markup.
+    """
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]Error:[/bold red] {message}"
+        Text.assemble(("Error:", "bold red"), " ", message)
     )
     return typer.Exit(code)
 
@@ -154,13 +158,23 @@ def handle_errors(func: F) -> F:
         from prefect_fireworks.store.config import ServerUnreachableError
         from prefect_fireworks.store.embedded import EmbeddedServerError
         from prefect_fireworks.store.launchpad import LockedWorkflowError
+        from prefect_fireworks.store.retry import StoreUnavailableError
 
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        except (ServerUnreachableError, EmbeddedServerError, LockedWorkflowError) as exc:
+        except (
+            ServerUnreachableError,
+            EmbeddedServerError,
+            LockedWorkflowError,
+            StoreUnavailableError,
+        ) as exc:
             raise fail(_one_line(exc), 1) from None
+        except RecursionError:
+            raise fail("input nested too deeply", 2) from None
+        except OverflowError as exc:  # e.g. bson: an integer beyond 64 bits
+            raise fail(f"number out of range: {_one_line(exc)}", 2) from None
         except PyMongoError as exc:
             raise fail(f"MongoDB error: {_one_line(exc)}", 1) from None
         except ValueError as exc:
@@ -171,7 +185,55 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _one_line(exc: BaseException) -> str:
+def run_app(app: typer.Typer, prog: str) -> None:
+    """Run a typer app as a console script: a usage error is one line, not a box.
+
+    Bad options or arguments (click's usage errors) print ``Error: <reason> (see '<prog>
+    <command> -h')`` and exit 2; Ctrl-C prints ``Aborted.`` and exits 1.
+    """
+    usage_errors, click_errors, aborts = _click_exception_types()
+    try:
+        code = app(standalone_mode=False, prog_name=prog)
+    except usage_errors as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            sys.stdout.write(ctx.get_help() + "\n")  # a bare group: its help, as click does
+            raise SystemExit(2) from None
+        where = ctx.command_path if ctx is not None else prog
+        message = f"{_one_line(exc.format_message())} (see '{where} -h')"
+        raise SystemExit(_exit_code(fail(message, 2))) from None
+    except click_errors as exc:
+        raise SystemExit(_exit_code(fail(_one_line(exc.format_message()), exc.exit_code))) from None
+    except aborts:
+        Console(stderr=True, highlight=False).print("Aborted.", markup=False)
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _click_exception_types() -> tuple[
+    tuple[type[Any], ...], tuple[type[Any], ...], tuple[type[BaseException], ...]
+]:
+    # typer >= 0.25 vendors click as typer._click; older ones use click itself: catch both.
+    import importlib
+
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return (
+        tuple(m.UsageError for m in modules),
+        tuple(m.ClickException for m in modules),
+        (typer.Abort, *(m.Abort for m in modules if hasattr(m, "Abort")), KeyboardInterrupt),
+    )
+
+
+def _exit_code(exit: typer.Exit) -> int:
+    return int(exit.exit_code)
+
+
+def _one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -245,9 +307,12 @@ class Output:
         """Print a plain line on stdout."""
         sys.stdout.write(line + "\n")
 
-    def info(self, message: str) -> None:
-        """A message for people, on stderr (keeps stdout clean for pipes)."""
-        self.err.print(message)
+    def info(self, message: str, *, markup: bool = False) -> None:
+        """A message for people, on stderr (keeps stdout clean for pipes).
+
+        Printed as is unless ``markup``; then escape user text in it with `rich.markup.escape`.
+        """
+        self.err.print(message, markup=markup)
 
     def table(
         self,
@@ -256,11 +321,11 @@ class Output:
         title: str | None = None,
     ) -> None:
         """Print a rich table."""
-        table = Table(title=title, header_style="bold")
+        table = Table(title=Text(title) if title else None, header_style="bold")
         for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_column(Text(col))
+        for row in rows:  # cells are text, never Rich markup (they hold user data)
+            table.add_row(*(Text("" if v is None else str(v)) for v in row))
         self.out.print(table)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import (
@@ -99,7 +100,11 @@ def add(
     for r in result:
         ids = r["fw_ids"]
         span = f"{ids[0]}..{ids[-1]}" if len(ids) > 1 else str(ids[0])
-        OUT.info(f"Added workflow [bold]{r['name']}[/bold] from {r['file']}: fw_ids {span}")
+        OUT.info(
+            f"Added workflow [bold]{escape(str(r['name']))}[/bold] from {escape(str(r['file']))}: "
+            f"fw_ids {span}",
+            markup=True,
+        )
 
 
 @command(app, "get_fws")
@@ -251,4 +256,4 @@ def reset(
         lp.reset(None, require_password=False, max_reset_wo_password=sys.maxsize)
     else:
         lp.reset(password)
-    OUT.info(f"LaunchPad database [bold]{lp.name}[/bold] was reset.")
+    OUT.info(f"LaunchPad database [bold]{escape(lp.name)}[/bold] was reset.", markup=True)

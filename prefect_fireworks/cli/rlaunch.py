@@ -32,6 +32,7 @@ from prefect_fireworks.cli.run import (
     SleepOpt,
     _launchpad_ref,
     _report,
+    ensure_prefect_api,
 )
 from prefect_fireworks.runtime.rocket import resolve_launch_root
 
@@ -158,6 +159,7 @@ def singleshot(
 
     ref = _launchpad_ref()
     resolve_launch_root(launch_root)
+    ensure_prefect_api()
     with stdout_to_stderr(as_json):
         state = _singleshot_flow(rapidfire, fworker, fw_id, ref, launch_root, ping_secs)
     _report(state, as_json)
@@ -206,6 +208,7 @@ def rapidfire_cmd(
 
     ref = _launchpad_ref()
     resolve_launch_root(launch_root)
+    ensure_prefect_api()
     with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
         state = rapidfire(
             nlaunches=nlaunches,
@@ -223,4 +226,6 @@ def rapidfire_cmd(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from prefect_fireworks.cli.common import run_app
+
+    run_app(app, "rlaunch")

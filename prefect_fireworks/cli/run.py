@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import (
@@ -97,7 +98,10 @@ def _report(state: Any, as_json: bool) -> None:
         OUT.json({"flow_state": state.name, "message": state.message, **data})
     else:
         colour = "green" if state.is_completed() else "red"
-        OUT.info(f"[bold {colour}]{state.name}[/bold {colour}]: {state.message}")
+        OUT.info(
+            f"[bold {colour}]{escape(state.name)}[/bold {colour}]: {escape(str(state.message))}",
+            markup=True,
+        )
         if data.get("fizzled"):
             OUT.info(
                 f"FIZZLED fw_ids: {', '.join(map(str, data['fizzled']))} "

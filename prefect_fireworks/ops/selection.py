@@ -43,12 +43,26 @@ def parse_fw_ids(value: str | int | Sequence[int] | None) -> list[int] | None:
     out = []
     for piece in value.split(","):
         piece = piece.strip()
-        if not re.fullmatch(r"-?\d+", piece):
+        # ASCII digits only: int() would read "٣" (an Arabic-Indic digit) as 3.
+        if not re.fullmatch(r"-?[0-9]+", piece):
             raise SelectionError(
-                f"invalid fw_id {piece!r} in {value!r}: give integers separated by commas"
+                f"invalid fw_id {_shown(piece)} in {_shown(value)}: "
+                "give integers separated by commas"
             )
-        out.append(int(piece))
+        number = int(piece)
+        if not -MAX_ID <= number <= MAX_ID:
+            raise SelectionError(f"fw_id {_shown(piece)} is out of range (at most {MAX_ID})")
+        out.append(number)
     return out
+
+
+MAX_ID = 2**63 - 1
+"""The largest id MongoDB can store (a signed 64-bit integer)."""
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for an error message, shortened when long."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def parse_query(value: str | Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -34,6 +34,8 @@ from prefect_fireworks.core.settings import MONGODB_URI_SCHEMES, SettingsError, 
 from prefect_fireworks.store import embedded
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pymongo import MongoClient
 
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
@@ -383,7 +385,27 @@ def resolve_config(
                 "(start it with `lpad server start`)"
             )
         uri = info.uri
+    _EMBEDDED_HOMES[uri] = settings.home
     return LaunchPadConfig.from_uri(uri, name=settings.database)
+
+
+# URIs of embedded servers this process resolved, with their home: a LaunchPad on one of them
+# restarts the server when it finds it dead (see `embedded_reconnect_hook`).
+_EMBEDDED_HOMES: dict[str, Path] = {}
+
+
+def embedded_reconnect_hook(config: LaunchPadConfig | None) -> Callable[[], object] | None:
+    """What to do before retrying an operation on ``config``'s server (store/retry.py).
+
+    For the embedded server (resolved by `resolve_config` in this process): make sure it runs,
+    restarting it, on the same port, if it died. ``None`` for any other server.
+    """
+    if config is None or not config.is_uri:
+        return None
+    home = _EMBEDDED_HOMES.get(config.host)
+    if home is None:
+        return None
+    return lambda: embedded.ensure_running(home)
 
 
 def _client_display_uri(client: MongoClient[Any]) -> str:

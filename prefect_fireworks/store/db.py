@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pymongo
 
 from prefect_fireworks.core.constants import GRIDFS_FALLBACK_COLLECTION, WFLOCK_EXPIRATION_SECS
-from prefect_fireworks.store import ids, locks
+from prefect_fireworks.store import ids, locks, retry
 from prefect_fireworks.store.adding import TaskValidator
 from prefect_fireworks.store.workflow_editor import WorkflowEditor
 
@@ -66,11 +66,16 @@ class FireworksDB:
         self.client: pymongo.MongoClient = client
         self.name = name or (config.name if config is not None else "fireworks")
         self.db: Database = client[self.name]
-        self.fireworks: Collection = self.db["fireworks"]
-        self.launches: Collection = self.db["launches"]
-        self.workflows: Collection = self.db["workflows"]
-        self.fw_id_assigner: Collection = self.db["fw_id_assigner"]
-        self.offline_runs: Collection = self.db["offline_runs"]
+        # Every operation on these follows the one retry policy for transient errors
+        # (store/retry.py); on the embedded server a retry first restarts it if it died.
+        from prefect_fireworks.store.config import embedded_reconnect_hook
+
+        reconnect = embedded_reconnect_hook(config)
+        self.fireworks: Collection = retry.wrap(self.db["fireworks"], reconnect=reconnect)
+        self.launches: Collection = retry.wrap(self.db["launches"], reconnect=reconnect)
+        self.workflows: Collection = retry.wrap(self.db["workflows"], reconnect=reconnect)
+        self.fw_id_assigner: Collection = retry.wrap(self.db["fw_id_assigner"], reconnect=reconnect)
+        self.offline_runs: Collection = retry.wrap(self.db["offline_runs"], reconnect=reconnect)
         self.lock_owner = locks.process_owner()
 
     @classmethod

@@ -196,8 +196,12 @@ def test_missing_file_raises_config_error(tmp_path: Path) -> None:
 
 def test_from_uri(mongo_uri: str) -> None:
     assert LaunchPadConfig.from_uri(mongo_uri).name == "fireworks"
-    assert LaunchPadConfig.from_uri(mongo_uri + "fwdb").name == "fwdb"
-    assert LaunchPadConfig.from_uri(mongo_uri + "fwdb", name="other").name == "other"
+    # The session server's URI carries credentials and ?authSource=admin: put the database
+    # in its path.
+    base, _, query = mongo_uri.partition("?")
+    with_db = f"{base}fwdb?{query}"
+    assert LaunchPadConfig.from_uri(with_db).name == "fwdb"
+    assert LaunchPadConfig.from_uri(with_db, name="other").name == "other"
     with pytest.raises(ConfigError, match="not a MongoDB URI"):
         LaunchPadConfig.from_uri("localhost:27017")
 

@@ -53,7 +53,8 @@ def test_start_status_stop(home: Path, mongo_server: embedded.ServerInfo) -> Non
 
     assert info.host == "127.0.0.1"
     assert info.port != mongo_server.port
-    assert info.uri == f"mongodb://127.0.0.1:{info.port}/"
+    assert info.display_uri == f"mongodb://127.0.0.1:{info.port}/"
+    assert info.uri.endswith(f"@127.0.0.1:{info.port}/?authSource=admin")  # with credentials
     assert info.data_dir == home.resolve() / "mongodb"
     assert info.log_file == home.resolve() / "server.log"
     assert embedded.status(home) == info
