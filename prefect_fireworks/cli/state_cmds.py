@@ -114,150 +114,100 @@ def _run_fw_op(
     )
 
 
-@command(app, "defuse_fws")
-def defuse_fws(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Defuse Fireworks: they and their descendants will not run until reignited.
+_WF_NOTE = "\n\n-i names any Firework of the workflow; -n, -s and -q match the workflow."
 
-    COMPLETED, RUNNING and RESERVED Fireworks are rerun first (launches archived, children
-    reset), then defused; ARCHIVED ones cannot be defused.
-    """
-    sel = _selector(fw_id, name, state, query, launches_mode)
-    _run_fw_op("defuse_fws", tr.op_defuse, sel, password, dry_run, as_json)
+#: The Firework commands: name, operation, help.
+_FW_COMMANDS: list[tuple[str, Op, str]] = [
+    (
+        "defuse_fws",
+        tr.op_defuse,
+        "Defuse Fireworks: they and their descendants will not run until reignited.\n\n"
+        "COMPLETED, RUNNING and RESERVED Fireworks are rerun first (launches archived, children\n"
+        "reset), then defused; ARCHIVED ones cannot be defused.",
+    ),
+    (
+        "reignite_fws",
+        tr.op_reignite,
+        "Reignite DEFUSED Fireworks (WAITING, READY once their parents are COMPLETED).",
+    ),
+    (
+        "pause_fws",
+        tr.op_pause,
+        "Pause WAITING, READY or RESERVED Fireworks (resume with resume_fws).",
+    ),
+    ("resume_fws", tr.op_resume, "Resume PAUSED Fireworks."),
+]
 
-
-@command(app, "reignite_fws")
-def reignite_fws(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Reignite DEFUSED Fireworks (WAITING, READY once their parents are COMPLETED)."""
-    sel = _selector(fw_id, name, state, query, launches_mode)
-    _run_fw_op("reignite_fws", tr.op_reignite, sel, password, dry_run, as_json)
-
-
-@command(app, "pause_fws")
-def pause_fws(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Pause WAITING, READY or RESERVED Fireworks (resume with resume_fws)."""
-    sel = _selector(fw_id, name, state, query, launches_mode)
-    _run_fw_op("pause_fws", tr.op_pause, sel, password, dry_run, as_json)
-
-
-@command(app, "resume_fws")
-def resume_fws(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Resume PAUSED Fireworks."""
-    sel = _selector(fw_id, name, state, query, launches_mode)
-    _run_fw_op("resume_fws", tr.op_resume, sel, password, dry_run, as_json)
+#: The workflow commands: name, operation, help (each also answers to ``*_wfs``/``*-wfs``).
+_WF_COMMANDS: list[tuple[str, Op, str]] = [
+    (
+        "defuse_wflows",
+        tr.op_defuse_wf(True),
+        "Defuse whole workflows (every Firework; COMPLETED ones are rerun first).\n\n"
+        "Unlike FireWorks 2.1.4's lpad (which pauses by mistake), this really defuses.\n"
+        "-i names any Firework of the workflow; -n, -s and -q match the workflow.",
+    ),
+    (
+        "pause_wflows",
+        tr.op_pause_wf,
+        "Pause whole workflows (every WAITING, READY or RESERVED Firework)." + _WF_NOTE,
+    ),
+    (
+        "reignite_wflows",
+        tr.op_reignite_wf,
+        "Reignite whole workflows (every DEFUSED Firework)." + _WF_NOTE,
+    ),
+    (
+        "archive_wflows",
+        tr.op_archive_wf,
+        "Archive whole workflows: launches archived, every Firework ARCHIVED. Irreversible\n"
+        "from the command line (rerun and reignite leave ARCHIVED Fireworks alone)." + _WF_NOTE,
+    ),
+]
 
 
-@command(app, "defuse_wflows", "defuse_wfs", "defuse-wfs")
-def defuse_wflows(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Defuse whole workflows (every Firework; COMPLETED ones are rerun first).
+def _register_fw_command(command_name: str, op: Op, doc: str) -> None:
+    def run(
+        fw_id: FwIdsOpt = None,
+        name: NameOpt = None,
+        state: StateOpt = None,
+        query: QueryOpt = None,
+        launches_mode: LaunchesModeOpt = False,
+        password: PasswordOpt = None,
+        dry_run: DryRunOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        sel = _selector(fw_id, name, state, query, launches_mode)
+        _run_fw_op(command_name, op, sel, password, dry_run, as_json)
 
-    Unlike FireWorks 2.1.4's lpad (which pauses by mistake), this really defuses.
-    -i names any Firework of the workflow; -n, -s and -q match the workflow.
-    """
-    sel = _selector(fw_id, name, state, query)
-    _run_fw_op(
-        "defuse_wflows", tr.op_defuse_wf(True), sel, password, dry_run, as_json, workflows=True
-    )
+    run.__name__ = run.__qualname__ = command_name
+    run.__doc__ = doc
+    command(app, command_name)(run)
 
 
-@command(app, "pause_wflows", "pause_wfs", "pause-wfs")
-def pause_wflows(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Pause whole workflows (every WAITING, READY or RESERVED Firework).
+def _register_wf_command(command_name: str, op: Op, doc: str) -> None:
+    def run(
+        fw_id: FwIdsOpt = None,
+        name: NameOpt = None,
+        state: StateOpt = None,
+        query: QueryOpt = None,
+        password: PasswordOpt = None,
+        dry_run: DryRunOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        sel = _selector(fw_id, name, state, query)
+        _run_fw_op(command_name, op, sel, password, dry_run, as_json, workflows=True)
 
-    -i names any Firework of the workflow; -n, -s and -q match the workflow.
-    """
-    sel = _selector(fw_id, name, state, query)
-    _run_fw_op("pause_wflows", tr.op_pause_wf, sel, password, dry_run, as_json, workflows=True)
-
-
-@command(app, "reignite_wflows", "reignite_wfs", "reignite-wfs")
-def reignite_wflows(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Reignite whole workflows (every DEFUSED Firework).
-
-    -i names any Firework of the workflow; -n, -s and -q match the workflow.
-    """
-    sel = _selector(fw_id, name, state, query)
-    _run_fw_op(
-        "reignite_wflows", tr.op_reignite_wf, sel, password, dry_run, as_json, workflows=True
-    )
+    short = command_name.replace("wflows", "wfs")
+    run.__name__ = run.__qualname__ = command_name
+    run.__doc__ = doc
+    command(app, command_name, short, short.replace("_", "-"))(run)
 
 
-@command(app, "archive_wflows", "archive_wfs", "archive-wfs")
-def archive_wflows(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    password: PasswordOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Archive whole workflows: launches archived, every Firework ARCHIVED. Irreversible
-    from the command line (rerun and reignite leave ARCHIVED Fireworks alone).
-
-    -i names any Firework of the workflow; -n, -s and -q match the workflow.
-    """
-    sel = _selector(fw_id, name, state, query)
-    _run_fw_op("archive_wflows", tr.op_archive_wf, sel, password, dry_run, as_json, workflows=True)
+for _spec in _FW_COMMANDS:
+    _register_fw_command(*_spec)
+for _spec in _WF_COMMANDS:
+    _register_wf_command(*_spec)
 
 
 @command(app, "delete_wflows", "delete_wfs", "delete-wfs")
@@ -314,7 +264,10 @@ def detect_lostruns(
     time_: Annotated[
         float,
         typer.Option(
-            "--time", help="Seconds without a heartbeat after which a RUNNING launch is lost."
+            "--time",
+            min=0,
+            max=10**9,
+            help="Seconds without a heartbeat after which a RUNNING launch is lost.",
         ),
     ] = RUN_EXPIRATION_SECS,
     fizzle: Annotated[bool, typer.Option("--fizzle", help="Mark lost launches FIZZLED.")] = False,
