@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.apply import confirmer, progress_bar
+from prefect_fireworks.cli.beyond import ReasonOpt, invocation
 from prefect_fireworks.cli.common import (
     OUT,
     STATE,
@@ -24,6 +26,8 @@ from prefect_fireworks.cli.common import (
     UsageError,
     command,
 )
+from prefect_fireworks.ops.audit import Actor
+from prefect_fireworks.ops.plan_token import plan_document, read_plan_file
 from prefect_fireworks.ops.rerun import RerunPlan, RerunRequest, execute_rerun
 
 
@@ -165,12 +169,52 @@ RERUN_HELP = (
     "task level too, until --clear-recovery removes it.\n\n"
     "More than 10 Fireworks: you are asked to confirm, unless --password is today's date "
     "(YYYY-MM-DD). --dry-run prints the plan (states before and after, launches to "
-    "archive) and writes nothing. Any bad input: one-line error, exit 2, nothing written."
+    "archive) and writes nothing. Any bad input: one-line error, exit 2, nothing written.\n\n"
+    "Beyond FireWorks: --signature SIG reruns one group of lpad errors; --roots-only keeps "
+    "only FIZZLED Fireworks with no FIZZLED ancestor (their descendants follow); --plan-out "
+    "FILE writes the plan and its token instead of rerunning, --apply FILE reruns exactly that "
+    "plan and refuses if what it covers changed; --reason is recorded with the rerun "
+    "(rerun_history; undo with lpad restore_launch)."
 )
+
+SignatureOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signature",
+        help="Rerun the Fireworks whose latest failure has this error signature (lpad errors; "
+        "4+ digits). Alone, it selects among FIZZLED Fireworks.",
+    ),
+]
+RootsOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--roots-only",
+        "--roots_only",
+        help="Only FIZZLED Fireworks with no FIZZLED ancestor (root causes); the rerun resets "
+        "their descendants anyway.",
+    ),
+]
+PlanOutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plan-out",
+        "--plan_out",
+        help="Write the plan and its token to this JSON file; rerun nothing.",
+    ),
+]
+ApplyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--apply",
+        help="Rerun exactly the plan in this file (from --plan-out); refused, nothing written, "
+        "if the Fireworks it covers changed since. No selection or rerun options with it.",
+    ),
+]
 
 
 @command(app, "rerun_fws", help=RERUN_HELP)
 def rerun_fws(
+    ctx: typer.Context,
     fw_id: FwIdsOpt = None,
     name: NameOpt = None,
     state: StateOpt = None,
@@ -183,9 +227,36 @@ def rerun_fws(
     previous_dir: PrevDirOpt = False,
     clear_recovery: ClearRecoveryOpt = False,
     except_details: ExceptDetailsOpt = None,
+    signature: SignatureOpt = None,
+    roots_only: RootsOnlyOpt = False,
+    reason: ReasonOpt = None,
+    plan_out: PlanOutOpt = None,
+    apply: ApplyOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
+    actor = Actor.current(invocation(ctx), reason)
+    if apply is not None:
+        given = [fw_id, name, state, query, launch_id, signature, plan_out]
+        flags = [launches_mode, task_level, copy_data, previous_dir, clear_recovery, roots_only]
+        if any(v is not None for v in given) or any(flags) or except_details is not None:
+            raise UsageError(
+                "--apply takes the selection and options from the plan file: give only "
+                "--apply FILE (with --reason, --password, --dry-run, --json)"
+            )
+        pinned = read_plan_file(apply)
+        out = execute_rerun(
+            STATE.launchpad(),
+            None,
+            dry_run=dry_run,
+            confirm=confirmer(password),
+            progress=progress_bar("Rerunning", as_json),
+            actor=actor,
+            pinned=pinned,
+        )
+        assert out.final is not None
+        _rerun_summary(as_json)(out.final, dry_run)
+        return
     # Options are checked (no database needed) when the request is built; then one call.
     request = RerunRequest.build(
         fw_ids=fw_id,
@@ -199,14 +270,20 @@ def rerun_fws(
         previous_dir=previous_dir,
         clear_recovery=clear_recovery,
         except_details=except_details,
+        signature=signature,
+        roots_only=roots_only,
     )
     out = execute_rerun(
         STATE.launchpad(),
         request,
-        dry_run=dry_run,
+        dry_run=dry_run or plan_out is not None,
         confirm=confirmer(password),
         progress=progress_bar("Rerunning", as_json),
+        actor=actor,
     )
+    if plan_out is not None:
+        _write_plan(plan_out, out, actor, as_json)
+        return
     if out.final is None:
         OUT.info("No Fireworks match the selection: nothing to rerun.")
         if as_json:
@@ -230,3 +307,22 @@ def _warn_missing_previous_dirs(result: RerunPlan) -> None:
                 f"exist on this machine; {flag} needs it on the host that runs the Firework "
                 "(shared storage), or the rerun launch fizzles saying so."
             )
+
+
+def _write_plan(path: str, out: Any, actor: Actor, as_json: bool) -> None:
+    """``--plan-out``: the plan, its token and who made it, as JSON (nothing rerun)."""
+    if out.plan is None or out.token is None:
+        raise UsageError("No Fireworks match the selection: no plan written.")
+    doc = plan_document(out.pinned(), out.plan.to_dict(), actor.to_record())
+    try:
+        with open(path, "w") as fh:
+            json.dump(doc, fh, indent=2, default=str)
+            fh.write("\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write plan file {path}: {exc.strerror or exc}") from None
+    if as_json:
+        OUT.json({**out.plan.to_dict(), "token": out.token, "plan_file": path, "dry_run": True})
+        return
+    _rerun_summary(False)(out.plan, True)
+    OUT.text(f"Plan written to {path} (token {out.token[:19]}…). Apply it with:")
+    OUT.text(f"  lpad rerun_fws --apply {path}")

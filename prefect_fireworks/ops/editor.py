@@ -7,6 +7,7 @@ Firework's state and launches before the first change, so both runs report the s
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,15 @@ class TrackingEditor(WorkflowEditor):
         self.archived: dict[int, list[int]] = {}
         #: state of each Firework before its first change here.
         self.first_state: dict[int, str] = {}
+        #: spec of each Firework before a rerun first changed it (the undo record's source).
+        self.spec_before: dict[int, dict[str, Any]] = {}
+        #: top-level rerun target -> the fw_ids its rerun reset (itself first).
+        self.groups: dict[int, list[int]] = {}
+
+    def snapshot_spec(self, fw_id: int) -> None:
+        """Remember a Firework's spec before a rerun changes it (first call wins)."""
+        if fw_id not in self.spec_before:
+            self.spec_before[fw_id] = copy.deepcopy(self.fw(fw_id)["spec"])
 
     def set_state(self, fw_id: int, state: str) -> None:
         self.first_state.setdefault(fw_id, self.fw(fw_id)["state"])
@@ -52,6 +62,7 @@ class TrackingEditor(WorkflowEditor):
 
     def _reset_one(self, fw_id: int, except_details: bool) -> None:
         fw = self.fw(fw_id)
+        self.snapshot_spec(fw_id)
         self.before.setdefault(fw_id, (fw["state"], list(fw["launches"])))
         moved = self.archived.setdefault(fw_id, [])
         moved.extend(i for i in fw["launches"] if i not in moved)

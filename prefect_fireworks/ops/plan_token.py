@@ -14,18 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from prefect_fireworks.ops.rerun_plan import RerunPlan
     from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = [
     "PLAN_FORMAT",
+    "PinnedPlan",
     "PlanChangedError",
     "check_unchanged",
+    "covered_ids",
     "describe_changes",
     "fingerprints",
+    "pin_plan",
+    "plan_document",
     "plan_token",
+    "read_plan_file",
 ]
 
 PLAN_FORMAT = "prefect-fireworks/rerun-plan/1"
@@ -82,7 +90,7 @@ def plan_token(
 
 
 def describe_changes(
-    before: Mapping[int, Fingerprint], now: Mapping[int, Fingerprint], limit: int = 5
+    before: Mapping[int, Mapping[str, Any]], now: Mapping[int, Mapping[str, Any]], limit: int = 5
 ) -> list[str]:
     """What changed between two sets of fingerprints, one phrase per Firework."""
     out: list[str] = []
@@ -134,3 +142,86 @@ def check_unchanged(
         + "; ".join(changes)
         + ". Nothing was written; make a new plan."
     )
+
+
+def covered_ids(plan: RerunPlan) -> list[int]:
+    """Every Firework a plan covers: targets, duplicates, descendants, skipped targets."""
+    ids = {int(i) for i in plan.targets}
+    ids.update(e.fw_id for e in plan.entries)
+    ids.update(s.fw_id for s in plan.skipped)
+    return sorted(ids)
+
+
+def pin_plan(
+    lp: LaunchPad, plan: RerunPlan, options: Mapping[str, Any]
+) -> tuple[str, dict[int, Fingerprint]]:
+    """The plan's token and the fingerprints it hashes (read now, right after planning)."""
+    prints = fingerprints(lp, covered_ids(plan))
+    return plan_token(plan.targets, options, prints), prints
+
+
+# -- plan files ----------------------------------------------------------------------------------
+@dataclass
+class PinnedPlan:
+    """A plan as written by ``--plan-out`` (or approved in the UI): apply only this.
+
+    Attributes:
+        token: the plan's token.
+        targets: the Fireworks to rerun, in order.
+        options: the rerun options (``RerunOptions`` as a dict).
+        fireworks: the fingerprints the token hashes, by fw_id.
+    """
+
+    token: str
+    targets: list[int]
+    options: dict[str, Any]
+    fireworks: dict[int, Fingerprint] = field(default_factory=dict)
+
+
+def plan_document(
+    pinned: PinnedPlan, plan: Mapping[str, Any], made_by: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON document of a plan file."""
+    return {
+        "format": PLAN_FORMAT,
+        "token": pinned.token,
+        "made_by": dict(made_by),
+        "targets": pinned.targets,
+        "options": pinned.options,
+        "fireworks": {str(k): v for k, v in sorted(pinned.fireworks.items())},
+        "plan": dict(plan),
+    }
+
+
+def read_plan_file(path: str | Path) -> PinnedPlan:
+    """Read and check a plan file written by ``--plan-out``.
+
+    Raises:
+        ValueError: unreadable, not JSON, or not a plan file (one line saying which).
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read plan file {p}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"plan file {p} is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+        raise ValueError(f"{p} is not a rerun plan file (format {PLAN_FORMAT!r})")
+    try:
+        token = doc["token"]
+        targets = [int(i) for i in doc["targets"]]
+        options = dict(doc["options"])
+        prints = {
+            int(k): {
+                "state": v["state"],
+                "launches": [int(i) for i in v["launches"]],
+                "archived_launches": [int(i) for i in v["archived_launches"]],
+            }
+            for k, v in dict(doc["fireworks"]).items()
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"plan file {p} is damaged: {type(exc).__name__} {exc}") from None
+    if not isinstance(token, str) or not token.startswith("sha256:"):
+        raise ValueError(f"plan file {p} has no valid token")
+    return PinnedPlan(token=token, targets=targets, options=options, fireworks=prints)

@@ -9,7 +9,12 @@ built, before the database is touched; the plan and apply steps live in
 Guards, for automations: ``max_reruns`` refuses Fireworks already rerun that many times
 (counted from their ``archived_launches``), ``stacktrace_regex`` keeps only Fireworks whose
 active launch's stack trace matches, ``only_fizzled`` leaves alone Fireworks no longer FIZZLED.
-No Prefect import here.
+
+Beyond FireWorks (``docs/beyond-fireworks.md``): ``signature`` keeps one error-signature group
+(:mod:`.signatures`), ``roots_only`` keeps root failures (:mod:`.roots`); every plan gets a
+token (:mod:`.plan_token`) — a ``pinned`` plan (``--apply``) is refused when it changed, and a
+``gate`` (approval in the Prefect UI) is followed by the same check; every rerun records its
+``actor`` and reason (:mod:`.audit`). No Prefect import here.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS, STACKTRACE_KEY
+from prefect_fireworks.ops.audit import Actor
 from prefect_fireworks.ops.editor import Progress, SkippedTarget
+from prefect_fireworks.ops.plan_token import (
+    Fingerprint,
+    PinnedPlan,
+    PlanChangedError,
+    check_unchanged,
+    fingerprints,
+    pin_plan,
+)
 from prefect_fireworks.ops.rerun_plan import (
     EXCEPT_DETAILS_ENV,
     RECOVER_MODES,
@@ -40,7 +54,14 @@ from prefect_fireworks.ops.rerun_plan import (
     plan_with_options,
     validate_options,
 )
+from prefect_fireworks.ops.roots import roots_only as keep_roots
 from prefect_fireworks.ops.selection import SelectionError, Selector
+from prefect_fireworks.ops.signatures import (
+    ErrorGroup,
+    check_signature,
+    error_groups,
+    match_signature,
+)
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -50,6 +71,8 @@ __all__ = [
     "EXCEPT_DETAILS_ENV",
     "RECOVER_MODES",
     "STACKTRACE_KEY",
+    "PinnedPlan",
+    "PlanChangedError",
     "Progress",
     "RecoverMode",
     "RerunEntry",
@@ -102,6 +125,8 @@ class RerunRequest(BaseModel):
     max_reruns: int | None = Field(default=None, ge=0)
     stacktrace_regex: str | None = None
     only_fizzled: bool = False
+    signature: str | None = None
+    roots_only: bool = False
 
     @classmethod
     def build(
@@ -124,6 +149,8 @@ class RerunRequest(BaseModel):
         max_reruns: int | None = None,
         stacktrace_regex: str | None = None,
         only_fizzled: bool = False,
+        signature: str | None = None,
+        roots_only: bool = False,
         require_selection: bool = False,
     ) -> RerunRequest:
         """Parse and check everything a rerun is given.
@@ -146,6 +173,10 @@ class RerunRequest(BaseModel):
             max_reruns: guard: refuse Fireworks already rerun this many times.
             stacktrace_regex: guard: rerun only Fireworks whose stack trace matches.
             only_fizzled: guard: leave Fireworks that are no longer FIZZLED alone.
+            signature: keep the Fireworks whose latest failure has this error signature (an
+                id or a prefix of 4+ digits, see ``lpad errors``); alone, it selects among
+                FIZZLED Fireworks.
+            roots_only: keep only FIZZLED Fireworks with no FIZZLED ancestor.
             require_selection: refuse an empty selection (which selects every Firework).
 
         Raises:
@@ -158,6 +189,9 @@ class RerunRequest(BaseModel):
             sel = Selector(fw_ids=ids)
         else:
             sel = Selector.from_options(fw_ids, name, state, query, launches_mode)
+        signature = check_signature(signature)
+        if signature and sel.is_empty:
+            sel = Selector(state=st.FIZZLED)
         if require_selection and sel.is_empty:
             raise SelectionError("select Fireworks with fw_ids, name, state or query (none given)")
         if max_reruns is not None and max_reruns < 0:
@@ -185,6 +219,8 @@ class RerunRequest(BaseModel):
             max_reruns=max_reruns,
             stacktrace_regex=check_stacktrace_regex(stacktrace_regex),
             only_fizzled=only_fizzled,
+            signature=signature,
+            roots_only=roots_only,
         )
 
     @property
@@ -204,6 +240,11 @@ class RerunOutcome:
         plan: the plan (None when nothing was selected).
         result: what was written (None for a dry run or when nothing was left to rerun).
         dry_run: nothing was written on purpose.
+        token: the plan's token (:mod:`.plan_token`).
+        fingerprints: what the token hashes, by fw_id.
+        error_groups: the error-signature groups of the selection, when a signature or
+            ``roots_only`` was asked for (else empty).
+        actor: who reran, and why.
     """
 
     selected: list[int]
@@ -212,6 +253,20 @@ class RerunOutcome:
     plan: RerunPlan | None = None
     result: RerunResult | None = None
     dry_run: bool = False
+    token: str | None = None
+    fingerprints: dict[int, Fingerprint] = field(default_factory=dict)
+    error_groups: list[ErrorGroup] = field(default_factory=list)
+    actor: Actor | None = None
+
+    def pinned(self) -> PinnedPlan:
+        """The plan with its token (what ``--plan-out`` writes, what an approval approves)."""
+        assert self.plan is not None and self.token is not None
+        return PinnedPlan(
+            token=self.token,
+            targets=list(self.plan.targets),
+            options=dataclasses.asdict(self.plan.options),
+            fireworks=dict(self.fingerprints),
+        )
 
     @property
     def kept(self) -> list[int]:
@@ -275,54 +330,123 @@ def _no_progress(total: int) -> Iterator[Progress | None]:
     yield None
 
 
+def _narrow(lp: LaunchPad, ids: list[int], request: RerunRequest, out: RerunOutcome) -> list[int]:
+    """Apply ``signature`` and ``roots_only`` to the selection."""
+    if request.signature:
+        out.error_groups = error_groups(lp, ids)
+        ids = [
+            i for i in ids if i in set(match_signature(out.error_groups, request.signature).fw_ids)
+        ]
+    if request.roots_only:
+        if not out.error_groups:
+            out.error_groups = error_groups(lp, ids)
+        ids = keep_roots(lp, ids)
+    return ids
+
+
+def _plan_pinned(lp: LaunchPad, keep: list[int], opts: RerunOptions, out: RerunOutcome) -> None:
+    """Plan and pin: fingerprints read right after the plan; planned again if they moved."""
+    options = dataclasses.asdict(opts)
+    for _ in range(3):
+        out.plan = plan_with_options(lp, keep, opts)
+        out.token, out.fingerprints = pin_plan(lp, out.plan, options)
+        if fingerprints(lp, out.fingerprints) == out.fingerprints:
+            return
+
+
 def execute_rerun(
     lp: LaunchPad,
-    request: RerunRequest,
+    request: RerunRequest | None,
     *,
     dry_run: bool = False,
     confirm: Callable[[int], None] | None = None,
     progress: ProgressFactory | None = None,
     on_plan: Callable[[RerunOutcome], None] | None = None,
+    actor: Actor | None = None,
+    pinned: PinnedPlan | None = None,
+    gate: Callable[[RerunOutcome], None] | None = None,
 ) -> RerunOutcome:
     """Select, guard, plan, confirm and apply one rerun.
 
     Args:
         lp: the LaunchPad.
-        request: the validated request.
+        request: the validated request (None with ``pinned``).
         dry_run: stop after the plan; write nothing.
         confirm: called with the number of selected Fireworks before anything is written
             (raises to abort, e.g. FireWorks' more-than-10 check).
         progress: opens a progress display for the number of Fireworks to write.
         on_plan: called with the outcome once planned (before confirming and applying).
+        actor: who reruns, and why (recorded in ``rerun_history``; default: this OS user).
+        pinned: apply exactly this plan (``--apply``): its targets and options, refused with
+            ``PlanChangedError`` when its token no longer matches.
+        gate: called after ``on_plan`` and before anything is written (an approval); it may
+            raise to write nothing. The plan's Fireworks are then checked again, and the apply
+            is pinned to them.
 
     Returns:
         The outcome (``plan`` is None when the selection matched nothing).
 
     Raises:
-        ValueError: ids that do not exist or launches without recovery data (nothing written).
+        ValueError: ids that do not exist or launches without recovery data (nothing written);
+            ``PlanChangedError`` when a pinned or gated plan changed (nothing written).
     """
-    selected = request.selector.resolve(lp)
-    out = RerunOutcome(selected=selected, dry_run=dry_run)
-    if not selected:
-        return out
-    opts = request.options
-    if opts.launch_ids and len(opts.launch_ids) != len(selected):
-        raise ValueError("Specify the same number of tasks and launches")
-    keep, out.refused, out.over_budget = _guard(lp, selected, request)
-    if opts.launch_ids and len(keep) != len(selected):
-        kept = set(keep)
-        lids = [lid for fid, lid in zip(selected, opts.launch_ids, strict=True) if fid in kept]
-        opts = dataclasses.replace(opts, launch_ids=lids or None)
-    out.plan = plan_with_options(lp, keep, opts)
+    actor = actor or Actor.current()
+    if pinned is not None:
+        opts = RerunOptions(**pinned.options)
+        selected = list(pinned.targets)
+        out = RerunOutcome(selected=selected, dry_run=dry_run, actor=actor)
+        keep = selected
+    else:
+        if request is None:
+            raise ValueError("execute_rerun needs a request or a pinned plan")
+        out = RerunOutcome(selected=[], dry_run=dry_run, actor=actor)
+        selected = _narrow(lp, request.selector.resolve(lp), request, out)
+        out.selected = selected
+        if not selected:
+            return out
+        opts = request.options
+        if opts.launch_ids and len(opts.launch_ids) != len(selected):
+            raise ValueError("Specify the same number of tasks and launches")
+        keep, out.refused, out.over_budget = _guard(lp, selected, request)
+        if opts.launch_ids and len(keep) != len(selected):
+            kept = set(keep)
+            lids = [lid for fid, lid in zip(selected, opts.launch_ids, strict=True) if fid in kept]
+            opts = dataclasses.replace(opts, launch_ids=lids or None)
+    _plan_pinned(lp, keep, opts, out)
+    assert out.plan is not None and out.token is not None
+    if pinned is not None:
+        check_unchanged(
+            pinned.token, pinned.targets, pinned.options, pinned.fireworks, out.fingerprints
+        )
     if on_plan is not None:
         on_plan(out)
     if dry_run or not keep:
         return out
+    verify = pinned is not None or gate is not None
+    if gate is not None:
+        gate(out)
+        now = fingerprints(lp, out.fingerprints)
+        check_unchanged(
+            out.token, out.plan.targets, dataclasses.asdict(opts), out.fingerprints, now
+        )
     if confirm is not None:
         confirm(len(selected))
+    record = {
+        "by": actor.by,
+        "actor": actor.to_record(),
+        "command": actor.command,
+        "reason": actor.reason,
+        "plan_token": out.token if verify else None,
+    }
     total = len(out.plan.entries) or len(out.plan.targets)
     with (progress or _no_progress)(total) as advance:
-        out.result = apply_rerun(lp, out.plan, advance)
+        out.result = apply_rerun(
+            lp,
+            out.plan,
+            advance,
+            expected=out.fingerprints if verify else None,
+            record=record,
+        )
     return out
 
 

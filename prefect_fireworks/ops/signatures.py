@@ -31,6 +31,7 @@ __all__ = [
     "INNER_FRAMES",
     "ErrorGroup",
     "Signature",
+    "check_signature",
     "error_groups",
     "fw_ids_with_signature",
     "match_signature",
@@ -310,17 +311,29 @@ def _neg(text: str | None) -> tuple[int, list[int]]:
     return (0, [-ord(c) for c in text]) if text else (1, [])
 
 
+def check_signature(sig: str | None) -> str | None:
+    """Check a signature id or prefix (``--signature``) without reading anything.
+
+    Raises:
+        ValueError: not hexadecimal, or shorter than 4 digits.
+    """
+    if sig is None or sig.strip() == "":
+        return None
+    want = sig.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]+", want):
+        raise ValueError(f"signature {sig!r} is not hexadecimal (lpad errors lists the ids)")
+    if len(want) < MIN_PREFIX:
+        raise ValueError(f"signature {sig!r} is too short: give at least {MIN_PREFIX} digits")
+    return want
+
+
 def match_signature(groups: Sequence[ErrorGroup], sig: str) -> ErrorGroup:
     """The group whose id is ``sig`` or starts with it.
 
     Raises:
         ValueError: too short, not hexadecimal, no group, or several groups match.
     """
-    want = sig.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]+", want):
-        raise ValueError(f"signature {sig!r} is not hexadecimal (lpad errors lists the ids)")
-    if len(want) < MIN_PREFIX:
-        raise ValueError(f"signature {sig!r} is too short: give at least {MIN_PREFIX} digits")
+    want = check_signature(sig) or ""
     found = [g for g in groups if g.signature.sig_id.startswith(want)]
     if not found:
         raise ValueError(
