@@ -55,6 +55,11 @@ MAX_DOTTED_FW_STATES = 64
 class WorkflowEditor:
     """One workflow, loaded for a read-modify-write under its lock.
 
+    Why one class of this size: it is FireWorks' ``Workflow`` rules (refresh, FWAction
+    application, append_wf, rerun) over one in-memory state (loaded documents, cached states,
+    links, dirty fields) that ``commit`` writes at once; split, every part would share and
+    mutate that state, so the rules stay together here and the state stays private.
+
     Args:
         lp: the store (a LaunchPad).
         wf_doc: the workflow document (needs ``_id``, ``nodes``, ``links``, ``fw_states``).
