@@ -69,11 +69,14 @@ def mongo_client(mongo_uri: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]
 
 
 @pytest.fixture
-def lp(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def lp(
+    mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """A LaunchPad on a fresh database of the session's server.
 
     ``PREFECT_INTEGRATIONS_FIREWORKS_DATABASE`` is set too, so ``lpad`` (in-process or as a
-    subprocess) and the flows use the same database.
+    subprocess) and the flows use the same database. After the test, ``lpad admin check`` must
+    find no violation (tests that break invariants on purpose are marked ``no_admin_check``).
     """
     from prefect_fireworks.runtime.launchpad import LaunchPad
 
@@ -82,6 +85,13 @@ def lp(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     launchpad.reset(None, require_password=False)
     try:
         yield launchpad
+        if request.node.get_closest_marker("no_admin_check") is None:
+            from prefect_fireworks.ops.check import check
+
+            found = check(launchpad).violations
+            assert not found, "admin check after the test: " + "; ".join(
+                f"{v.check}: {v.message}" for v in found
+            )
     finally:
         launchpad.client.drop_database(db_name)
         launchpad.close()

@@ -323,14 +323,16 @@ def roll_forward_workflow(db: Database, wf_id: Any) -> list[Intent]:
 
 
 def lock_is_stale(wf_doc: Mapping[str, Any], expire_secs: float) -> bool:
-    """The workflow is unlocked, or its lock's owner is dead, or the lock has expired."""
+    """The workflow is unlocked, or its lock's owner is dead, or the lock has expired (a lock
+    FireWorks set, with no time, never expires)."""
     if not wf_doc.get("locked"):
         return True
     if owner_is_dead(wf_doc.get("locked_by")):
         return True
     at = wf_doc.get("locked_at")
     if not isinstance(at, datetime):
-        return True
+        # FireWorks' own lock (no owner, no time) is respected until `lpad admin unlock`
+        return False
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
     return datetime.now(timezone.utc) - at > timedelta(seconds=expire_secs)

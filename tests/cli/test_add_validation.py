@@ -42,8 +42,10 @@ def _write(tmp_path: Any, name: str, doc: Any) -> str:
     return str(p)
 
 
-GOOD = {"fws": [{"fw_id": 1, "spec": {"_tasks": TASK}}, {"fw_id": 2, "spec": {"_tasks": TASK}}],
-        "links": {"1": [2]}}
+GOOD = {
+    "fws": [{"fw_id": 1, "spec": {"_tasks": TASK}}, {"fw_id": 2, "spec": {"_tasks": TASK}}],
+    "links": {"1": [2]},
+}
 
 BAD = {
     "metadata_17mb": (
@@ -75,8 +77,9 @@ def test_bad_document_writes_nothing(lp, run_cli, tmp_path, case):
     run_cli(["add", _write(tmp_path, "good.yaml", GOOD)])
     before = _snapshot(lp)
     # the good file first: it must not be added either
-    res = run_cli(["add", _write(tmp_path, "ok.yaml", GOOD), _write(tmp_path, "bad.json", doc)],
-                  code=2)
+    res = run_cli(
+        ["add", _write(tmp_path, "ok.yaml", GOOD), _write(tmp_path, "bad.json", doc)], code=2
+    )
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and len(err) < 300, err[:400]
     assert needle in err and "bad.json" in err
@@ -118,16 +121,25 @@ def test_poisoned_document_does_not_stop_the_others(lp, run_cli, tmp_path, monke
         }
     )
     lp.workflows.insert_one(
-        {"nodes": [100], "links": {"100": []}, "parent_links": {},
-         "fw_states": {"100": st.READY}, "state": st.READY, "name": "poison", "metadata": {}}
+        {
+            "nodes": [100],
+            "links": {"100": []},
+            "parent_links": {},
+            "fw_states": {"100": st.READY},
+            "state": st.READY,
+            "name": "poison",
+            "metadata": {},
+        }
     )
     res = run_cli(["get_fws", "-t"])
     assert "poison" in res.stdout and "READY" in res.stdout
-    from prefect_fireworks.cli.rlaunch import app as rlaunch_app
     from typer.testing import CliRunner
 
+    from prefect_fireworks.cli.rlaunch import app as rlaunch_app
+
     r = CliRunner().invoke(
-        rlaunch_app, ["rapidfire", "--no-prefect", "--sleep", "0", "--max_loops", "1"],
+        rlaunch_app,
+        ["rapidfire", "--no-prefect", "--sleep", "0", "--max_loops", "1"],
         catch_exceptions=False,
     )
     assert r.exit_code in (0, 1), r.output

@@ -20,7 +20,7 @@ from prefect_fireworks.cli import app
 
 RUNNER = CliRunner()
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
@@ -108,7 +108,7 @@ argv = hs.tuples(
 def _snapshot(lp: Any) -> dict[str, list[Any]]:
     out = {}
     for name in ("fireworks", "workflows", "launches", "fw_id_assigner", "fw_intents"):
-        out[name] = sorted((repr(sorted(d.items())) for d in lp.db[name].find({})))
+        out[name] = sorted(repr(sorted(d.items())) for d in lp.db[name].find({}))
     return out
 
 
@@ -165,9 +165,7 @@ leaves = hs.one_of(
 )
 json_values = hs.recursive(
     leaves,
-    lambda inner: hs.one_of(
-        hs.lists(inner, max_size=3), hs.dictionaries(keys, inner, max_size=3)
-    ),
+    lambda inner: hs.one_of(hs.lists(inner, max_size=3), hs.dictionaries(keys, inner, max_size=3)),
     max_leaves=12,
 )
 task = hs.fixed_dictionaries(

@@ -84,6 +84,7 @@ def test_rerun_then_run_again_gives_new_launches(gods, tmp_path):
     fw_states_consistent(lp)
 
 
+@pytest.mark.no_admin_check  # the test corrupts the LaunchPad on purpose
 def test_state_gate_archived_defused_untouched_waiting_skipped(gods):
     lp = gods
     run_fw(lp, 1)
@@ -300,6 +301,7 @@ def test_no_recovery_info(lp):
         rerun_fws(lp, [1], task_level=True)
 
 
+@pytest.mark.no_admin_check  # the test corrupts the LaunchPad on purpose
 def test_launch_that_does_not_exist(failed):
     lp = failed
     lp.fireworks.update_one({"fw_id": 1}, {"$push": {"launches": 77}})

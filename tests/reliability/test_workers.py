@@ -52,14 +52,15 @@ def _side_effects(log: Path) -> collections.Counter[int]:
 
 def _expected_ids(lp: Any) -> dict[int, int]:
     """fw_id -> the number its script appends (its name's suffix)."""
-    return {d["fw_id"]: int(d["name"].split("-")[1]) for d in lp.fireworks.find({}, {"fw_id": 1, "name": 1})}
+    return {
+        d["fw_id"]: int(d["name"].split("-")[1])
+        for d in lp.fireworks.find({}, {"fw_id": 1, "name": 1})
+    }
 
 
 def test_workers_run_each_firework_exactly_once(lp, spawn, tmp_path):
     log = tmp_path / "side_effects.log"
-    wfs = [
-        _fan(log, s, min(WF_SIZE, N_FIREWORKS - s)) for s in range(0, N_FIREWORKS, WF_SIZE)
-    ]
+    wfs = [_fan(log, s, min(WF_SIZE, N_FIREWORKS - s)) for s in range(0, N_FIREWORKS, WF_SIZE)]
     lp.bulk_add_wfs(wfs)
     t0 = time.monotonic()
     workers = [
@@ -81,7 +82,9 @@ def test_workers_run_each_firework_exactly_once(lp, spawn, tmp_path):
     elapsed = time.monotonic() - t0
     print(f"\n{N_WORKERS} workers, {N_FIREWORKS} Fireworks: {elapsed:.1f} s")
 
-    fws = list(lp.fireworks.find({}, {"fw_id": 1, "state": 1, "launches": 1, "archived_launches": 1}))
+    fws = list(
+        lp.fireworks.find({}, {"fw_id": 1, "state": 1, "launches": 1, "archived_launches": 1})
+    )
     assert len(fws) == N_FIREWORKS
     assert [d["fw_id"] for d in fws if d["state"] != st.COMPLETED] == []
     assert [d["fw_id"] for d in fws if len(d["launches"]) != 1 or d.get("archived_launches")] == []
@@ -91,7 +94,8 @@ def test_workers_run_each_firework_exactly_once(lp, spawn, tmp_path):
     assert sorted(counts) == sorted(_expected_ids(lp).values())
     assert [i for i, c in counts.items() if c != 1] == []
     hosts = collections.Counter(
-        d["launch_dir"].split("/w")[-1].split("/")[0] for d in lp.launches.find({}, {"launch_dir": 1})
+        d["launch_dir"].split("/w")[-1].split("/")[0]
+        for d in lp.launches.find({}, {"launch_dir": 1})
     )
     assert len(hosts) > 1, hosts  # the work really was shared
     assert check(lp).violations == []
