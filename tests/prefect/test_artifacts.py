@@ -1,5 +1,5 @@
-"""Artifacts for the Prefect UI, read back from the API: launch markdown, archived launches,
-workflow progress."""
+"""Artifacts for the Prefect UI that the flows publish, read back from the API: launch markdown,
+archived launches, workflow progress, the rerun plan and result."""
 
 from __future__ import annotations
 
@@ -7,17 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from prefect_fireworks import Firework, ScriptTask, Workflow
-from prefect_fireworks.prefect.artifacts import (
-    launch_markdown,
-    publish_launch,
-    publish_workflow_progress,
-    workflow_progress,
-)
+from prefect_fireworks.prefect.artifacts import launch_markdown, workflow_progress
 from prefect_fireworks.prefect.flows import run_workflow
 from prefect_fireworks.prefect.rerun_flow import rerun_fws
 
@@ -44,14 +38,7 @@ def test_launch_and_progress_artifacts(lp: Any, tmp_path: Path, monkeypatch: Any
     launch_id = lp.get_fw_dict_by_id(bad_id)["launches"][-1]
     key = f"wf-{min(bad_id, ok_id)}-progress"
 
-    @flow
-    def publish() -> None:
-        publish_launch(lp, launch_id)
-        progress = publish_workflow_progress(lp, bad_id)
-        publish_workflow_progress(lp, bad_id, progress)
-
-    publish()
-
+    # The artifacts the flow runs published themselves (nothing is published here).
     markdown = _latest(f"fw-{bad_id}-launch").data
     assert f"launch {launch_id} · FIZZLED" in markdown
     assert str(tmp_path) in markdown
@@ -63,6 +50,13 @@ def test_launch_and_progress_artifacts(lp: Any, tmp_path: Path, monkeypatch: Any
     progress = _latest(key)
     assert progress.type == "progress"
     assert float(progress.data) == 50.0
+    # The rerun flow's plan (before writing) and result (after), FIZZLED -> READY.
+    for which in ("plan", "result"):
+        rows = _latest(f"rerun-fws-{which}")
+        assert rows.type == "table"
+        assert f'"fw_id": {bad_id}' in rows.data
+        assert '"state_before": "FIZZLED"' in rows.data
+        assert '"state_after": "READY"' in rows.data
 
 
 def test_markdown_and_progress_are_pure() -> None:
