@@ -51,6 +51,7 @@ class Actor:
         automation: the name of the Prefect automation that created the flow run, if any.
         automation_id: that automation's id.
         approved_by: who approved the plan in the Prefect UI (the approval input), if any.
+        comment: the approver's comment, if any.
     """
 
     user: str = ""
@@ -63,6 +64,7 @@ class Actor:
     automation: str | None = None
     automation_id: str | None = None
     approved_by: str | None = None
+    comment: str | None = None
 
     @classmethod
     def current(cls, command: str | None = None, reason: str | None = None) -> Actor:

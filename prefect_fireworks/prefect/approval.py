@@ -15,14 +15,29 @@ records it as the flow run's ``created_by``).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect.input import RunInput
 from pydantic import Field
 
 from prefect_fireworks.ops.audit import Actor
 
-__all__ = ["DEFAULT_APPROVAL_TIMEOUT", "RerunApproval", "flow_run_actor", "wait_for_approval"]
+if TYPE_CHECKING:
+    from prefect_fireworks.ops.rerun import RerunPlan
+
+__all__ = [
+    "APPROVAL_KEY",
+    "DEFAULT_APPROVAL_TIMEOUT",
+    "RerunApproval",
+    "RerunDeclined",
+    "approval_markdown",
+    "flow_run_actor",
+    "publish_approval",
+    "wait_for_approval",
+]
+
+APPROVAL_KEY = "rerun-fws-approval"
+"""Key of the markdown artifact that shows a plan waiting for approval, with its token."""
 
 DEFAULT_APPROVAL_TIMEOUT = 24 * 3600
 """Seconds a paused rerun waits for a decision before it gives up (writing nothing)."""
@@ -101,3 +116,60 @@ def flow_run_actor(reason: str | None = None) -> Actor:
         actor.automation = created_by.display_value
         actor.automation_id = str(created_by.id) if created_by.id else None
     return actor
+
+
+class RerunDeclined(Exception):
+    """The person rejected the plan: nothing is written.
+
+    Attributes:
+        name: the flow run's final state name (``Rejected``).
+        message: what happened, for the state message and the log.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+def approval_markdown(plan: RerunPlan, token: str, threshold: int, actor: Actor) -> str:
+    """What the approver reads: what the plan does, its token, and how to answer."""
+    targets = plan.rerun_ids
+    shown = ", ".join(map(str, targets[:20])) + (" …" if len(targets) > 20 else "")
+    return "\n".join(
+        [
+            f"### Rerun plan waiting for approval: {len(targets)} Firework(s)",
+            "",
+            f"More than `approval_threshold={threshold}` Fireworks: a person decides.",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| Fireworks rerun | {shown or '-'} |",
+            f"| descendants reset | {len(plan.entries) - len(targets)} |",
+            f"| launches archived | {plan.n_archived} |",
+            f"| targets skipped | {len(plan.skipped)} |",
+            f"| asked by | {actor.describe()} |",
+            f"| reason | {actor.reason or '-'} |",
+            f"| token | `{token}` |",
+            "",
+            "The full plan is the `rerun-fws-plan` table. Resume this flow run: tick **approve** "
+            "to apply exactly this plan (refused if its Fireworks changed meanwhile), or leave "
+            "it unticked to reject (nothing is written).",
+        ]
+    )
+
+
+def publish_approval(markdown: str, token: str) -> None:
+    """Attach the approval request to the current flow run (never raises)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    try:
+        create_markdown_artifact(
+            markdown=markdown,
+            key=APPROVAL_KEY,
+            description=f"Rerun plan waiting for approval (token {token[:19]}…)",
+        )
+    except Exception as exc:  # an artifact must never fail the run
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning("could not publish the approval artifact: %s", exc)

@@ -21,14 +21,18 @@ from prefect_fireworks.core import states as st
 from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
+    from prefect_fireworks.ops.audit import Actor
     from prefect_fireworks.ops.rerun import RerunPlan
+    from prefect_fireworks.ops.signatures import ErrorGroup
     from prefect_fireworks.runtime.rocket import RocketResult
     from prefect_fireworks.store.launchpad import LaunchPad
 
 __all__ = [
     "STACKTRACE_TAIL_LINES",
     "archived_launches_table",
+    "errors_table",
     "launch_markdown",
+    "publish_errors",
     "publish_launch",
     "publish_rerun",
     "publish_workflow_progress",
@@ -267,6 +271,7 @@ def publish_rerun(
     applied: bool,
     dry_run: bool = True,
     key: str = "rerun-fws",
+    actor: Actor | None = None,
 ) -> UUID | None:
     """Attach a rerun's plan (``applied=False``) or result to the current flow run as a table.
 
@@ -280,6 +285,7 @@ def publish_rerun(
             (``<key>-plan``).
         dry_run: For a plan: the run is a dry run (nothing will be written).
         key: Key prefix.
+        actor: Who reran and why: adds ``by`` and ``reason`` columns (the result).
 
     Returns:
         The artifact id, or None when it could not be published. Never raises.
@@ -303,9 +309,59 @@ def publish_rerun(
     return _safely(
         "rerun",
         create_table_artifact,
-        table=rerun_table(plan, refused),
+        table=_with_actor(rerun_table(plan, refused), actor),
         key=f"{key}-{'result' if applied else 'plan'}",
         description=description,
+    )
+
+
+def _with_actor(rows: list[dict[str, Any]], actor: Actor | None) -> list[dict[str, Any]]:
+    if actor is None:
+        return rows
+    by, why = actor.describe(), actor.reason or ""
+    if actor.comment:
+        why = f"{why}; approver: {actor.comment}" if why else f"approver: {actor.comment}"
+    return [{**r, "by": by, "reason": why} for r in rows]
+
+
+def errors_table(groups: Sequence[ErrorGroup], examples: int = 5) -> list[dict[str, Any]]:
+    """Rows for the error-signature table (``lpad errors`` in the UI)."""
+    return [
+        {
+            "signature": g.signature.sig_id,
+            "count": g.count,
+            "roots": len(g.roots),
+            "error": g.signature.title,
+            "innermost frames": " <- ".join(reversed(g.signature.frames)),
+            "first seen": g.first_seen or "",
+            "last seen": g.last_seen or "",
+            "Fireworks (* root)": ", ".join(
+                f"{i}*" if i in g.roots else str(i) for i in g.fw_ids[:examples]
+            )
+            + (" …" if g.count > examples else ""),
+        }
+        for g in groups
+    ]
+
+
+def publish_errors(groups: Sequence[ErrorGroup], key: str = "fw-errors") -> UUID | None:
+    """Attach the failed Fireworks of a selection, grouped by error signature, as a table.
+
+    Rerun one group with the ``signature`` parameter of ``rerun-fws``. Never raises; nothing is
+    published when nothing failed.
+    """
+    from prefect.artifacts import create_table_artifact
+
+    if not groups:
+        return None
+    n = sum(g.count for g in groups)
+    return _safely(
+        "errors",
+        create_table_artifact,
+        table=errors_table(groups),
+        key=key,
+        description=f"{n} failed Firework(s) by error signature ({len(groups)} signature(s)); "
+        "rerun one group with the signature parameter of rerun-fws",
     )
 
 

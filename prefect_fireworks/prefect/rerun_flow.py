@@ -32,9 +32,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.events import emit_event
+from prefect.exceptions import FlowPauseTimeout
 from prefect.states import Cancelled, Completed, Failed, State
 
 from prefect_fireworks.core.constants import DEFAULT_MAX_RERUNS, STACKTRACE_KEY
+from prefect_fireworks.ops.plan_token import PlanChangedError
 from prefect_fireworks.ops.rerun import (
     RerunOutcome,
     RerunPlan,
@@ -42,7 +44,16 @@ from prefect_fireworks.ops.rerun import (
     check_stacktrace_regex,
     execute_rerun,
 )
-from prefect_fireworks.prefect.artifacts import publish_rerun
+from prefect_fireworks.ops.signatures import error_groups
+from prefect_fireworks.prefect.approval import (
+    DEFAULT_APPROVAL_TIMEOUT,
+    RerunDeclined,
+    approval_markdown,
+    flow_run_actor,
+    publish_approval,
+    wait_for_approval,
+)
+from prefect_fireworks.prefect.artifacts import publish_errors, publish_rerun
 from prefect_fireworks.prefect.blocks import load_launchpad
 from prefect_fireworks.prefect.deployments import RUN_WORKFLOW, find_deployment
 
@@ -143,6 +154,12 @@ def rerun_fws(
     max_reruns: int | None = None,
     stacktrace_regex: str | None = None,
     only_fizzled: bool = False,
+    signature: str | None = None,
+    roots_only: bool = False,
+    reason: str | None = None,
+    approval_threshold: int | None = None,
+    approval_timeout: int = DEFAULT_APPROVAL_TIMEOUT,
+    approval_poll_seconds: int = 10,
 ) -> State[Any]:
     """Rerun Fireworks (``lpad rerun_fws``), then get them run.
 
@@ -163,12 +180,23 @@ def rerun_fws(
         max_reruns: Refuse Fireworks already rerun this many times (archived launches).
         stacktrace_regex: Rerun only Fireworks whose stack trace matches this regex.
         only_fizzled: Leave Fireworks that are no longer FIZZLED alone (for automations).
+        signature: Rerun the Fireworks whose latest failure has this error signature (see
+            ``lpad errors`` and the ``fw-errors`` artifact); alone, among FIZZLED Fireworks.
+        roots_only: Rerun only FIZZLED Fireworks with no FIZZLED ancestor (their descendants
+            follow).
+        reason: Why; recorded in each Firework's ``rerun_history`` with this flow run.
+        approval_threshold: Above this many Fireworks to rerun, publish the plan and wait for a
+            person to approve or reject it in the Prefect UI (None: never wait).
+        approval_timeout: Seconds to wait for that decision; then nothing is written.
+        approval_poll_seconds: Seconds between checks for the decision.
 
     Returns:
         ``Completed`` with the result as data when something was rerun (or planned, with
         ``dry_run``); ``Failed`` named ``Refused`` when the parameters select nothing valid or
         the budget refused every Firework (and the event ``fireworks.rerun.refused``);
-        ``Cancelled`` named ``Skipped`` when nothing else was left to rerun.
+        ``Cancelled`` named ``Skipped`` when nothing else was left to rerun. With approval:
+        ``Cancelled`` named ``Rejected`` or ``Expired``, ``Failed`` named ``PlanChanged`` when
+        the approved plan's Fireworks changed meanwhile (nothing written in all three).
     """
     logger = get_run_logger()
     try:
@@ -186,22 +214,67 @@ def rerun_fws(
             max_reruns=max_reruns,
             stacktrace_regex=stacktrace_regex,
             only_fizzled=only_fizzled,
+            signature=signature,
+            roots_only=roots_only,
             require_selection=True,
         )
+        if approval_threshold is not None and approval_threshold < 0:
+            raise ValueError(f"approval_threshold must be 0 or more, not {approval_threshold}")
     except ValueError as exc:  # e.g. no parameters: an empty selection would select everything
         return _refused(f"refused: {exc}", fw_ids or [])
+
+    actor = flow_run_actor(reason)
 
     def show_plan(planned: RerunOutcome) -> None:
         assert planned.plan is not None
         publish_rerun(planned.plan, planned.refused, applied=False, dry_run=dry_run)
+        publish_errors(planned.error_groups or error_groups(lp, planned.selected))
         for r in planned.refused:
             logger.warning("Firework %s %s", r["fw_id"], r["reason"])
 
+    def approval(planned: RerunOutcome) -> None:
+        assert planned.plan is not None and planned.token is not None
+        n = len(planned.kept)
+        if approval_threshold is None or n <= approval_threshold:
+            return
+        summary = approval_markdown(planned.plan, planned.token, approval_threshold, actor)
+        publish_approval(summary, planned.token)
+        logger.info(
+            "%s Fireworks > approval_threshold=%s: waiting for approval", n, approval_threshold
+        )
+        decision = wait_for_approval(
+            planned.token, summary, approval_timeout, approval_poll_seconds
+        )
+        who = decision.approver or "someone"
+        if not decision.approve:
+            raise RerunDeclined("Rejected", f"rejected by {who}: nothing written")
+        if decision.token and decision.token != planned.token:
+            raise PlanChangedError(
+                f"refused: {who} approved token {decision.token}, not this plan's "
+                f"{planned.token}; nothing written"
+            )
+        actor.approved_by = decision.approver or "unnamed approver"
+        if decision.comment:
+            actor.comment = decision.comment
+
     lp = load_launchpad(launchpad)
     try:
-        out = execute_rerun(lp, request, dry_run=dry_run, on_plan=show_plan)
+        try:
+            out = execute_rerun(
+                lp, request, dry_run=dry_run, on_plan=show_plan, actor=actor, gate=approval
+            )
+        except RerunDeclined as exc:
+            logger.info(exc.message)
+            return Cancelled(name=exc.name, message=exc.message)
+        except FlowPauseTimeout:
+            message = f"no decision within {approval_timeout} s: nothing written"
+            logger.info(message)
+            return Cancelled(name="Expired", message=message)
+        except PlanChangedError as exc:
+            logger.warning(str(exc))
+            return Failed(name="PlanChanged", message=str(exc))
         if out.result is not None:
-            publish_rerun(out.result, out.refused, applied=True)
+            publish_rerun(out.result, out.refused, applied=True, actor=actor)
     finally:
         lp.close()
 
