@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -37,6 +37,9 @@ from prefect_fireworks.ops.lostruns import detect_lostruns as detect_lostruns_op
 from prefect_fireworks.ops.selection import Selector, parse_query
 from prefect_fireworks.ops.transitions import Op, OpResult, run_op
 from prefect_fireworks.ops.workflows import resolve_wf_ids
+
+if TYPE_CHECKING:
+    from prefect_fireworks.store.launchpad import LaunchPad
 
 admin_app = typer.Typer(
     name="admin",
@@ -337,6 +340,16 @@ def detect_lostruns(
 
 
 # -- admin ---------------------------------------------------------------------------------------
+def _confirmed_workflows(
+    fw_id: str | None, name: str | None, state: str | None, query: str | None, password: str | None
+) -> tuple[LaunchPad, list[int]]:
+    """The LaunchPad and the selected workflows, after FireWorks' more-than-10 confirmation."""
+    lp = STATE.launchpad()
+    ids = resolve_wf_ids(lp, _selector(fw_id, name, state, query))
+    confirmer(password)(len(ids))
+    return lp, ids
+
+
 @command(admin_app, "unlock")
 def admin_unlock(
     fw_id: FwIdsOpt = None,
@@ -349,10 +362,7 @@ def admin_unlock(
 
     -i names any Firework of the workflow; -n, -s and -q match the workflow.
     """
-    sel = _selector(fw_id, name, state, query)
-    lp = STATE.launchpad()
-    ids = resolve_wf_ids(lp, sel)
-    confirmer(password)(len(ids))
+    lp, ids = _confirmed_workflows(fw_id, name, state, query, password)
     unlocked = unlock_wflows(lp, ids)
     OUT.text(f"Finished unlocking {len(ids)} workflow(s); {len(unlocked)} were locked.")
 
@@ -369,10 +379,7 @@ def admin_refresh(
 
     -i names any Firework of the workflow; -n, -s and -q match the workflow.
     """
-    sel = _selector(fw_id, name, state, query)
-    lp = STATE.launchpad()
-    ids = resolve_wf_ids(lp, sel)
-    confirmer(password)(len(ids))
+    lp, ids = _confirmed_workflows(fw_id, name, state, query, password)
     changed = refresh_wflows(lp, ids)
     OUT.text(f"Finished refreshing {len(ids)} workflow(s); {len(changed)} state change(s).")
 

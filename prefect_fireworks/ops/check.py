@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core import states as st
+from prefect_fireworks.core.times import to_utc
 from prefect_fireworks.store import intents
 
 if TYPE_CHECKING:
@@ -111,18 +112,6 @@ def _ids(ids: Iterable[int]) -> str:
     lst = sorted(ids)
     shown = ", ".join(str(i) for i in lst[:_SHOWN_IDS])
     return shown + (f" ... and {len(lst) - _SHOWN_IDS} more" if len(lst) > _SHOWN_IDS else "")
-
-
-def _aware(v: Any) -> datetime | None:
-    if isinstance(v, datetime):
-        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
-    if isinstance(v, str):
-        try:
-            d = datetime.fromisoformat(v)
-        except ValueError:
-            return None
-        return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
-    return None
 
 
 def check(
@@ -266,7 +255,7 @@ def check(
         for i, d in fws.items()
         if i not in in_wf
         and (
-            (_aware(d.get("updated_on")) or now) < now - timedelta(seconds=claim_grace_secs)
+            (to_utc(d.get("updated_on")) or now) < now - timedelta(seconds=claim_grace_secs)
             or d.get("launches")
         )
     ]
@@ -326,7 +315,7 @@ def check(
         for i, d in fws.items()
         if d.get("state") in st.ACTIVE_STATES
         and not any(launch_states.get(lid) in st.ACTIVE_STATES for lid in d.get("launches") or [])
-        and (_aware(d.get("updated_on")) or now) < now - timedelta(seconds=claim_grace_secs)
+        and (to_utc(d.get("updated_on")) or now) < now - timedelta(seconds=claim_grace_secs)
     ]
     if claims:
         out.append(
@@ -483,5 +472,5 @@ def orphan_claims(lp: LaunchPad, grace_secs: float = CLAIM_GRACE_SECS) -> list[i
         d["fw_id"]
         for d in docs
         if not any(lid in active for lid in d.get("launches") or [])
-        and (_aware(d.get("updated_on")) or now) <= cutoff
+        and (to_utc(d.get("updated_on")) or now) <= cutoff
     )

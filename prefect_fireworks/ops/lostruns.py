@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.constants import RUN_EXPIRATION_SECS
+from prefect_fireworks.core.times import to_utc
 from prefect_fireworks.ops.check import CLAIM_GRACE_SECS, fix_workflows, orphan_claims
 from prefect_fireworks.ops.rerun_plan import apply_rerun, plan_rerun
 from prefect_fireworks.store.queries import check_query
@@ -37,18 +38,6 @@ class LostRuns:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
-
-
-def _iso_to_dt(v: Any) -> datetime | None:
-    if isinstance(v, datetime):
-        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
-    if isinstance(v, str):
-        try:
-            d = datetime.fromisoformat(v)
-        except ValueError:
-            return None
-        return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
-    return None
 
 
 def detect_lostruns(
@@ -98,7 +87,7 @@ def detect_lostruns(
             entry: dict[str, Any] = next(
                 (h for h in d["state_history"] if h["state"] == st.RUNNING), {}
             )
-            c, u = _iso_to_dt(entry.get("created_on")), _iso_to_dt(entry.get("updated_on"))
+            c, u = to_utc(entry.get("created_on")), to_utc(entry.get("updated_on"))
             if c is None or u is None:
                 continue
             secs = (u - c).total_seconds()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pymongo
 
 from prefect_fireworks.core.constants import FORBIDDEN_OPERATORS
+from prefect_fireworks.core.times import to_utc
 from prefect_fireworks.store.idranges import id_queries
 
 if TYPE_CHECKING:
@@ -162,32 +162,7 @@ def _doc_sort_key(key: str, doc: Mapping[str, Any]) -> tuple[int, Any]:
 def _sort_key(v: Any) -> tuple[int, Any]:
     if v is None:
         return (0, "")
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        return (1, v.timestamp())
-    if isinstance(v, str):
-        try:
-            d = datetime.fromisoformat(v)
-        except ValueError:
-            return (2, v)
-        if d.tzinfo is None:
-            d = d.replace(tzinfo=timezone.utc)
+    d = to_utc(v)
+    if d is not None:
         return (1, d.timestamp())
-    return (2, str(v))
-
-
-def run_exists(fireworks: Collection, checkout_query: Mapping[str, Any]) -> bool:
-    """Something READY that a worker with this checkout query may run."""
-    return fireworks.count_documents({"state": "READY", **checkout_query}, limit=1) > 0
-
-
-def future_run_exists(
-    fireworks: Collection, checkout_query: Mapping[str, Any], worker_query: Mapping[str, Any]
-) -> bool:
-    """FireWorks' ``future_run_exists``: something READY, or something RESERVED/RUNNING whose
-    children may become READY (a rapidfire keeps waiting then)."""
-    if run_exists(fireworks, checkout_query):
-        return True
-    q = {**worker_query, "state": {"$in": ["RESERVED", "RUNNING"]}}
-    return fireworks.count_documents(q, limit=1) > 0
+    return (2, v if isinstance(v, str) else str(v))
