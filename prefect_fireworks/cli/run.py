@@ -31,11 +31,16 @@ WfIdOpt = Annotated[
 ]
 SleepOpt = Annotated[
     float,
-    typer.Option("--sleep", help="Seconds between loops when nothing is READY."),
+    typer.Option("--sleep", min=0, max=86400, help="Seconds between loops when nothing is READY."),
 ]
 MaxLoopsOpt = Annotated[
     int,
-    typer.Option("--max-loops", "--max_loops", help="Loops when nothing is READY (-1: no limit)."),
+    typer.Option(
+        "--max-loops",
+        "--max_loops",
+        min=-1,
+        help="Loops when nothing is READY (-1: no limit).",
+    ),
 ]
 FWorkerNameOpt = Annotated[
     str | None,
@@ -75,7 +80,8 @@ TagsOpt = Annotated[
     ),
 ]
 PingOpt = Annotated[
-    float, typer.Option("--ping-secs", help="Heartbeat interval of each launch (s).")
+    float,
+    typer.Option("--ping-secs", min=1, max=86400, help="Heartbeat interval of each launch (s)."),
 ]
 
 

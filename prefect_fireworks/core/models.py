@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prefect_fireworks.core import states as st
+from prefect_fireworks.core.safe_yaml import safe_load
 
 _negative_ids = itertools.count(-1, -1)
 
@@ -394,7 +395,9 @@ class Workflow(BaseModel):
         except OSError as exc:
             raise WorkflowError(f"cannot read {p}: {exc.strerror or exc}") from exc
         try:
-            data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if p.suffix.lower() == ".json" else safe_load(text)
+        except RecursionError:
+            raise WorkflowError(f"{p}: nested too deeply") from None
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise WorkflowError(

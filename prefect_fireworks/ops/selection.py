@@ -78,16 +78,45 @@ def parse_query(value: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
     else:
         try:
             q = json.loads(value)
+        except RecursionError:
+            raise QueryError(f"query nested deeper than {MAX_QUERY_DEPTH} levels") from None
         except json.JSONDecodeError as jexc:
             try:
                 q = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
+            except (ValueError, SyntaxError, RecursionError, MemoryError):
                 raise QueryError(
-                    f"malformed query {value!r}: not JSON ({jexc.msg}) nor a Python dict"
+                    f"malformed query {_shown(value)}: not JSON ({jexc.msg}) nor a Python dict"
                 ) from None
+    if not isinstance(q, Mapping):
+        raise QueryError(f"a query must be a mapping, not {type(q).__name__}: {_shown(str(value))}")
+    _check_sendable(q)
     check_query(q)
     _check_regexes(q)
     return q
+
+
+MAX_QUERY_DEPTH = 100
+"""MongoDB's nesting limit for documents, queries included."""
+
+
+def _check_sendable(q: Mapping[str, Any]) -> None:
+    """Refuse a query MongoDB cannot take: deeper than 100 levels, or not BSON (a set, ...)."""
+    stack: list[tuple[Any, int]] = [(q, 1)]
+    while stack:
+        cur, depth = stack.pop()
+        if depth > MAX_QUERY_DEPTH:
+            raise QueryError(f"query nested deeper than {MAX_QUERY_DEPTH} levels")
+        if isinstance(cur, Mapping):
+            stack.extend((v, depth + 1) for v in cur.values())
+        elif isinstance(cur, (list, tuple)):
+            stack.extend((v, depth + 1) for v in cur)
+    import bson
+
+    try:
+        bson.encode(dict(q))
+    except (bson.errors.InvalidDocument, OverflowError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:150]
+        raise QueryError(f"query cannot be sent to MongoDB: {reason}") from None
 
 
 def _check_regexes(q: Any) -> None:

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from prefect_fireworks.core.safe_yaml import safe_load
 from prefect_fireworks.core.settings import MONGODB_URI_SCHEMES, SettingsError, get_settings
 from prefect_fireworks.store import embedded
 
@@ -206,8 +207,8 @@ class LaunchPadConfig(BaseModel):
         except OSError as exc:
             raise ConfigError(f"cannot read LaunchPad file {path}: {exc.strerror or exc}") from None
         try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
+            data = json.loads(text) if path.suffix.lower() == ".json" else safe_load(text)
+        except (ValueError, yaml.YAMLError, RecursionError) as exc:
             reason = " ".join(str(exc).split())
             raise ConfigError(f"malformed LaunchPad file {path}: {reason}") from None
         if not isinstance(data, dict):
