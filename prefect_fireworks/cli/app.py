@@ -60,7 +60,7 @@ def _register() -> None:
     # Each module adds its commands to ``app`` on import.
     from prefect_fireworks.cli import launchpad_cmds, server  # noqa: F401
 
-    for optional in ("run", "rerun", "state_cmds", "check_cmds", "prefect_cmds"):
+    for optional in ("run", "rerun", "state_cmds", "check_cmds", "fireworks_cmds", "prefect_cmds"):
         try:
             __import__(f"prefect_fireworks.cli.{optional}")
         except ModuleNotFoundError as exc:
