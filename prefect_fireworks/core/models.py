@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.safe_yaml import safe_load
 
-_negative_ids = itertools.count(-1, -1)
+#: Default fw_ids of new Fireworks: negative (not in a database yet) and *increasing*, so that
+#: FireWorks' rule of numbering a workflow's Fireworks in fw_id order keeps the order in which
+#: this package's Fireworks were made. (FireWorks' own counter goes -1, -2, ...: Fireworks made
+#: with its classes are numbered last-made first, and ours do that to them too.)
+NEW_FW_ID_BASE = -(10**12)
+_negative_ids = itertools.count(NEW_FW_ID_BASE)
 
 
 def utcnow() -> datetime:
@@ -536,7 +541,36 @@ def launch_to_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
     d = {k: doc.get(k) for k in LAUNCH_DICT_KEYS}
     d["trackers"] = d["trackers"] or []
     d["state_history"] = d["state_history"] or []
+    action = d["action"]
+    if isinstance(action, Mapping):
+        # FireWorks' FWAction.from_dict turns every added Firework into a Workflow.
+        action = dict(action)
+        for key in ("additions", "detours"):
+            if isinstance(action.get(key), list):
+                action[key] = [_as_workflow_dict(w) for w in action[key]]
+        if isinstance(action.get("append_wfs"), list):
+            action["append_wfs"] = [
+                {**a, "workflow": _as_workflow_dict(a["workflow"])}
+                if isinstance(a, Mapping) and "workflow" in a
+                else a
+                for a in action["append_wfs"]
+            ]
+        d["action"] = action
     return d
+
+
+def _as_workflow_dict(x: Any) -> Any:
+    """A Firework dict as FireWorks' ``Workflow.from_firework(...).to_dict()``."""
+    if not isinstance(x, Mapping) or "fws" in x or "spec" not in x:
+        return x
+    return {
+        "fws": [dict(x)],
+        "links": {str(x.get("fw_id")): []},
+        "name": x.get("name", "Unnamed FW"),
+        "metadata": {},
+        "updated_on": x.get("updated_on"),
+        "created_on": x.get("created_on"),
+    }
 
 
 def firework_to_dict(

@@ -13,6 +13,8 @@ Every setting is an environment variable with the prefix ``PREFECT_INTEGRATIONS_
   in FireWorks, except inside the temporary folder Prefect runs a worker's flow run in, which is
   refused: set this variable on workers).
 - ``..._EXCEPT_DETAILS_ON_RERUN``: FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default off).
+- ``..._PRINT_FW_JSON``: FireWorks' ``PRINT_FW_JSON``: write ``FW.json`` into every launch
+  directory (default on; ``false`` turns it off).
 
 Empty variables count as unset. The environment is read again on every call of `get_settings`,
 so a changed environment (or a monkeypatched one in tests) takes effect immediately. A new
@@ -90,6 +92,11 @@ class Settings(BaseSettings):
         default=False,
         description="FireWorks' EXCEPT_DETAILS_ON_RERUN: a rerun copies a FIZZLED Firework's "
         "exception details into spec._exception_details.",
+    )
+    print_fw_json: bool = Field(
+        default=True,
+        description="FireWorks' PRINT_FW_JSON: the Rocket writes the Firework as FW.json into "
+        "every launch directory before its Firetasks run.",
     )
 
     @field_validator("mongodb_uri", "database", mode="before")

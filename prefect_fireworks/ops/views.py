@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from prefect_fireworks.core.models import firework_to_dict
 from prefect_fireworks.store.idranges import find_by_ids
 from prefect_fireworks.store.queries import wf_id_of
 
@@ -12,29 +13,55 @@ if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
 
 
+_FIREWORK_KEYS = frozenset(
+    {"_id", "spec", "fw_id", "created_on", "updated_on", "launches", "archived_launches"}
+    | {"state", "name"}
+)
+
+
 def fw_display(lp: LaunchPad, doc: Mapping[str, Any], fmt: str) -> dict[str, Any]:
     """A Firework document in FireWorks' ``get_fws -d`` form.
 
-    ``less`` drops spec and launches, ``more`` drops spec and archived_launches, ``all`` keeps
-    everything with launches expanded, ``reservations`` adds the reservation ids.
+    ``less``, ``more`` and ``all`` are FireWorks' ``Firework.to_dict()`` (its keys and order):
+    ``less`` without spec and launches, ``more`` without spec and archived launches, ``all``
+    whole, plus the fields only this package writes (``rerun_history``) at the end; launches
+    are full launch objects. ``reservations`` is the document with the reservation ids of its
+    launches.
     """
-    d = {k: v for k, v in doc.items() if k != "_id"}
-    if not d.get("archived_launches"):
-        d.pop("archived_launches", None)
-    if not d.get("launches"):
-        d.pop("launches", None)
+    if fmt == "reservations":
+        return _with_reservations(lp, doc)
+    want = {"more": ("launches",), "all": ("launches", "archived_launches")}.get(fmt, ())
+    expanded: dict[str, list[dict[str, Any]]] = {"launches": [], "archived_launches": []}
+    ids = [i for key in want for i in doc.get(key) or []]
+    if ids:
+        found = {}
+        for lch in find_by_ids(lp.launches, "launch_id", ids, {"_id": 0}):
+            lch["action"] = lp.load_action(lch)
+            found[lch["launch_id"]] = lch
+        for key in want:
+            expanded[key] = [found[i] for i in sorted(doc.get(key) or []) if i in found]
+    d = firework_to_dict(doc, expanded["launches"], expanded["archived_launches"])
     d["state"] = d.get("state", "WAITING")
-    if fmt in ("more", "less", "reservations"):
+    if fmt == "all":
+        # Fields of this package FireWorks does not know (rerun_history, ...) come last.
+        d.update({k: v for k, v in doc.items() if k not in _FIREWORK_KEYS})
+    if fmt in ("more", "less"):
         d.pop("archived_launches", None)
         d.pop("spec", None)
     if fmt == "less":
         d.pop("launches", None)
-    if fmt == "all" and d.get("launches"):
-        d["launches"] = [
-            {k: v for k, v in lch.items() if k != "_id"}
-            for lch in lp.launches.find({"launch_id": {"$in": d["launches"]}})
-        ]
-    if fmt == "reservations" and d.get("launches"):
+    return d
+
+
+def _with_reservations(lp: LaunchPad, doc: Mapping[str, Any]) -> dict[str, Any]:
+    d = {k: v for k, v in doc.items() if k != "_id"}
+    for key in ("archived_launches", "launches"):
+        if not d.get(key):
+            d.pop(key, None)
+    d["state"] = d.get("state", "WAITING")
+    d.pop("archived_launches", None)
+    d.pop("spec", None)
+    if d.get("launches"):
         d["reservation_ids"] = [
             h.get("reservation_id")
             for lch in lp.launches.find({"launch_id": {"$in": d["launches"]}}, {"state_history": 1})

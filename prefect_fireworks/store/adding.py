@@ -51,8 +51,10 @@ def build_documents(wfs: Sequence[Workflow], first_fw_id: int) -> NewDocuments:
     nxt = first_fw_id
     for wf in wfs:
         id_map: dict[int, int] = {}
-        for fw in wf.fws:
-            id_map[fw.fw_id] = nxt
+        # FireWorks numbers a workflow's Fireworks in the order of their fw_ids (so the
+        # negative ids of its to_file output come out reversed: -3 gets the first id).
+        for old_id in sorted(fw.fw_id for fw in wf.fws):
+            id_map[old_id] = nxt
             nxt += 1
         links = {id_map[p]: [id_map[c] for c in ch] for p, ch in wf.links.items()}
         for new in id_map.values():

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.dictmods import apply_mod
-from prefect_fireworks.core.models import FWAction, Workflow, isoformat, parent_links, utcnow
+from prefect_fireworks.core.models import (
+    FWAction,
+    Workflow,
+    firework_to_dict,
+    isoformat,
+    parent_links,
+    utcnow,
+)
 from prefect_fireworks.store.idranges import find_by_ids
 from prefect_fireworks.store.intents import Write, run_writes
 
@@ -217,7 +224,7 @@ class WorkflowEditor:
                 fizzled = [p for p in parents if self.fw_states.get(p) == st.FIZZLED]
                 if fizzled:
                     self.load_fws(fizzled)
-                    fw["spec"]["_fizzled_parents"] = [_fw_file_dict(self.fws[p]) for p in fizzled]
+                    fw["spec"]["_fizzled_parents"] = [self._to_dict(p) for p in fizzled]
                     self.mark(fw_id, "spec")
         self.set_state(fw_id, new)
         if new == prev:
@@ -229,6 +236,22 @@ class WorkflowEditor:
             self.load_fws(kids)
             return list(kids)
         return []
+
+    def _to_dict(self, fw_id: int) -> dict[str, Any]:
+        """FireWorks' ``Firework.to_dict()``: launches as full launch documents."""
+        doc = self.fw(fw_id)
+        ids = [*doc["launches"], *doc["archived_launches"]]
+        found = {}
+        for lch in find_by_ids(self.lp.launches, "launch_id", ids, {"_id": 0}):
+            lch["action"] = self.lp.load_action(lch)
+            found[lch["launch_id"]] = lch
+        return copy.deepcopy(
+            firework_to_dict(
+                doc,
+                [found[i] for i in sorted(doc["launches"]) if i in found],
+                [found[i] for i in sorted(doc["archived_launches"]) if i in found],
+            )
+        )
 
     # -- FWAction --------------------------------------------------------------------------
     def apply_action(self, fw_id: int, action: FWAction) -> None:
@@ -253,18 +276,32 @@ class WorkflowEditor:
             for nid in list(self.links):
                 if self.fw(nid)["state"] not in st.FINISHED_STATES:
                     self.set_state(nid, st.DEFUSED)
+        # Detours, then append_wfs, then additions (FireWorks' order). A detour checks and
+        # links to the children the Firework had before this action only (FireWorks: the
+        # children with real, non-negative ids), so the detours of one action never see each
+        # other; and FireWorks numbers all the Fireworks of one action together, sorted by
+        # their (negative) fw_ids.
+        appends: list[tuple[Workflow, list[int], list[bool], bool]] = []
         for wf in action.detours:
-            self.append_wf(_as_workflow(wf), [fw_id], detour=[True], pull_spec_mods=False)
+            appends.append((_as_workflow(wf), [fw_id], [True], False))
         for dct in action.append_wfs:
             extra = [int(p) for p in dct.get("parents", [])]
-            self.append_wf(
-                _as_workflow(dct["workflow"]),
-                [fw_id, *extra],
-                detour=[bool(dct.get("detour", False))] + [False] * len(extra),
-                pull_spec_mods=True,
-            )
+            detour = [bool(dct.get("detour", False))] + [False] * len(extra)
+            appends.append((_as_workflow(dct["workflow"]), [fw_id, *extra], detour, True))
         for wf in action.additions:
-            self.append_wf(_as_workflow(wf), [fw_id], detour=[False], pull_spec_mods=False)
+            appends.append((_as_workflow(wf), [fw_id], [False], False))
+        if not appends:
+            return
+        existing = set(self.links)
+        order = sorted(
+            ((i, fw.fw_id) for i, (wf, *_rest) in enumerate(appends) for fw in wf.fws),
+            key=lambda k: k[1],
+        )
+        first = self.lp.reserve_fw_ids(len(order))
+        new_id = {key: first + n for n, key in enumerate(order)}
+        for i, (wf, parents, detour, pull) in enumerate(appends):
+            ids = {fw.fw_id: new_id[(i, fw.fw_id)] for fw in wf.fws}
+            self.append_wf(wf, parents, detour, pull, id_map=ids, existing=existing)
 
     def append_wf(
         self,
@@ -272,26 +309,46 @@ class WorkflowEditor:
         parent_ids: list[int],
         detour: list[bool],
         pull_spec_mods: bool,
+        *,
+        id_map: Mapping[int, int] | None = None,
+        existing: set[int] | None = None,
     ) -> list[int]:
         """Add a workflow below ``parent_ids`` (FireWorks' ``Workflow.append_wf``).
 
-        New Fireworks get fresh ids, start WAITING and are refreshed.
+        New Fireworks get fresh ids (in the order of their fw_ids, as FireWorks numbers
+        them), start WAITING and are refreshed.
+
+        Args:
+            new_wf: the workflow to add.
+            parent_ids: its parents.
+            detour: per parent: the new workflow's leaves take over that parent's children.
+            pull_spec_mods: the roots get the parents' update_spec/mod_spec.
+            id_map: new fw_ids to use (default: reserved here).
+            existing: the fw_ids that count as children for detours (default: all now in the
+                workflow); Fireworks added by the same FWAction are left out.
 
         Returns:
             The new fw_ids.
         """
+        old = set(self.links) if existing is None else existing
+
+        def old_children(pid: int) -> list[int]:
+            return [c for c in self.children(pid) if c in old]
+
         for pid, det in zip(parent_ids, detour, strict=True):
             if det and any(
                 st.STATE_RANKS[self.fw_states.get(c, st.WAITING)] > st.STATE_RANKS[st.WAITING]
-                for c in self.children(pid)
+                for c in old_children(pid)
             ):
                 raise ValueError(
                     f"fw_id={pid}: Detour option only works if all children of detours are not "
                     "READY to run and have not already run"
                 )
         roots, leaves = set(new_wf.root_fw_ids), set(new_wf.leaf_fw_ids)
-        first = self.lp.reserve_fw_ids(len(new_wf.fws))
-        id_map = {fw.fw_id: first + i for i, fw in enumerate(new_wf.fws)}
+        if id_map is None:
+            first = self.lp.reserve_fw_ids(len(new_wf.fws))
+            ranked = sorted(fw.fw_id for fw in new_wf.fws)
+            id_map = {old_id: first + i for i, old_id in enumerate(ranked)}
         new_ids = []
         for fw in new_wf.fws:
             nid = id_map[fw.fw_id]
@@ -311,7 +368,7 @@ class WorkflowEditor:
             if fw.fw_id in leaves:
                 for pid, det in zip(parent_ids, detour, strict=True):
                     if det:
-                        kids += [c for c in self.children(pid) if c not in kids]
+                        kids += [c for c in old_children(pid) if c not in kids]
             self.links[nid] = kids
             self._links_changed.add(nid)
             self._new_fw_ids.append(nid)
@@ -458,11 +515,6 @@ class WorkflowEditor:
         self._links_changed.clear()
         self.pre_writes.clear()
         return wf_state
-
-
-def _fw_file_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
-    d = {k: v for k, v in doc.items() if k != "_id"}
-    return d
 
 
 def _as_workflow(x: Any) -> Workflow:

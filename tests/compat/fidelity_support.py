@@ -146,6 +146,8 @@ def normalise(obj: Any, root: str) -> Any:
             if k == "state_history" and isinstance(v, list):
                 out[k] = [h.get("state") for h in v]
                 continue
+            if k == "action" and isinstance(v, dict):
+                v = renumber_action(v)
             out[k] = normalise(v, root)
         return out
     if isinstance(obj, list):
@@ -155,9 +157,46 @@ def normalise(obj: Any, root: str) -> Any:
     return obj
 
 
+def _negative_ids(obj: Any, found: set[int]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "fw_id" and isinstance(v, int) and v < 0:
+                found.add(v)
+            _negative_ids(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _negative_ids(v, found)
+
+
+def _renumber(obj: Any, m: dict[int, int], in_links: bool = False) -> Any:
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if in_links:
+                key: Any = m.get(int(k), int(k)) if str(k).lstrip("-").isdigit() else k
+                out[str(key)] = [m.get(c, c) for c in v]
+            elif k == "fw_id" and isinstance(v, int):
+                out[k] = m.get(v, v)
+            else:
+                out[k] = _renumber(v, m, k == "links")
+        return out
+    if isinstance(obj, list):
+        return [_renumber(v, m) for v in obj]
+    return obj
+
+
+def renumber_action(action: dict[str, Any]) -> dict[str, Any]:
+    """Negative fw_ids of added Fireworks come from a process-wide counter: number them
+    -1, -2, ... in their order (the order FireWorks sorts them in)."""
+    found: set[int] = set()
+    _negative_ids(action, found)
+    m = {old: -(i + 1) for i, old in enumerate(sorted(found, reverse=True))}
+    return _renumber(action, m)
+
+
 def _launch(db: Any, lid: int, root: str, files: bool) -> dict[str, Any]:
     doc = db["launches"].find_one({"launch_id": lid}) or {}
-    action = doc.get("action") or {}
+    action = renumber_action(doc.get("action") or {})
     out = {
         "launch_id": lid,
         "state": doc.get("state"),

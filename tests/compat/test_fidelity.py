@@ -170,3 +170,193 @@ def test_background_tasks(sbs: SideBySide) -> None:
     files = ours["fws"][1]["launches"][0]["files"]
     assert files["hello.txt"] == "hello"
     assert files["bg.txt"] == "tick\n" * 3
+
+
+# -- item 1: several detours in one FWAction ------------------------------------------------
+
+
+def test_multi_detour(sbs: SideBySide) -> None:
+    """FireWorks' test_multi_detour with its own MultipleDetourTask."""
+    from fireworks.tests.mongo_tests import MultipleDetourTask
+
+    fw1 = Firework([MultipleDetourTask()], fw_id=1)
+    fw2 = Firework([ScriptTask.from_str('echo "DONE"')], parents=[fw1], fw_id=2)
+    sbs.add(Workflow([fw1, fw2]).to_dict())
+    sbs.run()
+    ours = _same(sbs)
+    assert ours["workflows"][0]["links"] == {1: [2, 3, 4, 5], 2: [], 3: [2], 4: [2], 5: [2]}
+    assert {fw["state"] for fw in ours["fws"].values()} == {"COMPLETED"}
+
+
+def test_detours_of_one_action_do_not_see_each_other(sbs: SideBySide) -> None:
+    """Two detours (a two-Firework one first) and an addition, with and without children."""
+    from fidelity_tasks import TwoDetoursAndAdditionTask
+
+    parent = Firework([TwoDetoursAndAdditionTask()], name="parent", spec={"seen": []})
+    consumer = Firework(
+        [_py("push_value", "consumer", 9)], name="consumer", parents=[parent], spec={"seen": []}
+    )
+    lonely = Firework([TwoDetoursAndAdditionTask()], name="lonely", spec={"seen": []})
+    sbs.add(Workflow([parent, consumer], name="with child").to_dict())
+    sbs.add(Workflow([lonely], name="no child").to_dict())
+    sbs.run()
+    ours = _same(sbs)
+    assert {fw["state"] for fw in ours["fws"].values()} == {"COMPLETED"}
+    by_name = {fw["name"]: fw for i, fw in ours["fws"].items() if i <= 6}
+    assert sorted(by_name["consumer"]["spec"]["seen"]) == ["detour-a2", "detour-b"]
+
+
+def test_foreach_task_consumer_gathers_the_detours_outputs(sbs: SideBySide) -> None:
+    """Dataflow: ForeachTask splits a list into detours; their child gathers every output."""
+    from fireworks.user_objects.firetasks.dataflow_tasks import ForeachTask
+
+    square = PyTask(func="fidelity_tasks.square", inputs=["xs"], outputs=["squares"])
+    split = Firework(
+        [ForeachTask(task=square.to_dict(), split="xs")], spec={"xs": [1, 2, 3, 4]}, name="split"
+    )
+    chunked = Firework(
+        [ForeachTask(task=square.to_dict(), split="xs", **{"number of chunks": 2})],
+        spec={"xs": [5, 6, 7]},
+        name="chunked",
+        parents=[split],
+    )
+    consumer = Firework(
+        [PyTask(func="fidelity_tasks.gather", inputs=["squares"])],
+        name="consumer",
+        parents=[chunked],
+    )
+    sbs.add(Workflow([split, chunked, consumer], name="foreach").to_dict())
+    sbs.run()
+    ours = _same(sbs)
+    gathered = {
+        fw["name"]: fw["launches"][0]["action"]["stored_data"]
+        for fw in ours["fws"].values()
+        if fw["name"] == "consumer"
+    }
+    assert gathered["consumer"]["gathered"] == [25, 36, 49]
+    # The first split's detours pushed into "chunked" (their child) before it split again.
+    assert sorted(ours["fws"][2]["spec"]["squares"]) == [1, 4, 9, 16]
+
+
+def test_multi_detour_rerun(sbs: SideBySide) -> None:
+    """A rerun of the detouring Firework adds its detours again, in both."""
+    from fireworks.tests.mongo_tests import MultipleDetourTask
+
+    fw1 = Firework([MultipleDetourTask()], fw_id=1)
+    fw2 = Firework([ScriptTask.from_str('echo "DONE"')], parents=[fw1], fw_id=2)
+    sbs.add(Workflow([fw1, fw2]).to_dict())
+    sbs.run()
+    sbs.rerun(1)
+    sbs.run()
+    ours = _same(sbs)
+    assert ours["fws"][1]["state"] == "COMPLETED"
+
+
+# -- item 2: fw_id assignment ---------------------------------------------------------------
+
+
+def test_new_ids_in_fireworks_order(sbs: SideBySide, tmp_path: Any) -> None:
+    """FireWorks sorts a workflow's Fireworks by fw_id before numbering them: -3 comes first."""
+    a = Firework(ScriptTask.from_str("echo a"), name="a", fw_id=-1)
+    b = Firework(ScriptTask.from_str("echo b"), name="b", fw_id=-2, parents=[a])
+    c = Firework(ScriptTask.from_str("echo c"), name="c", fw_id=-3, parents=[a])
+    d = Firework(ScriptTask.from_str("echo d"), name="d", fw_id=7, parents=[b])
+    theirs, ours = sbs.add(Workflow([a, b, c, d]).to_dict())
+    assert theirs == ours == {-3: 1, -2: 2, -1: 3, 7: 4}
+    sbs.run()
+    _same(sbs)
+
+
+def test_lpad_add_numbers_a_to_file_workflow_as_fireworks(
+    lp: Any, run_cli: Any, tmp_path: Any
+) -> None:
+    """``lpad add`` of the file FireWorks' own ``to_file`` writes."""
+    a = Firework(ScriptTask.from_str("echo a"), name="a")
+    b = Firework(ScriptTask.from_str("echo b"), name="b", parents=[a])
+    c = Firework(ScriptTask.from_str("echo c"), name="c", parents=[a])
+    path = tmp_path / "wf.yaml"
+    Workflow([a, b, c]).to_file(str(path))
+    run_cli(["add", str(path)])
+    names = {d["fw_id"]: d["name"] for d in lp.fireworks.find({})}
+    assert names == {1: "c", 2: "b", 3: "a"}
+
+
+# -- item 4: spec._fizzled_parents ----------------------------------------------------------
+
+
+def test_fizzled_parents_in_fireworks_shape(sbs: SideBySide) -> None:
+    """FireWorks' test_fizzle with _allow_fizzled_parents: the child reads its parents' launches."""
+    from fidelity_tasks import FizzledParentsTask
+
+    bad = Firework([_py("fail", "Testing; this error is normal.")], name="bad")
+    good = Firework([ScriptTask.from_str("echo fine")], name="good")
+    child = Firework(
+        [FizzledParentsTask()],
+        name="tolerant",
+        parents=[bad, good],
+        spec={"_allow_fizzled_parents": True},
+    )
+    sbs.add(Workflow([bad, good, child]).to_dict())
+    sbs.run()
+    ours = _same(sbs)
+    tolerant = next(fw for fw in ours["fws"].values() if fw["name"] == "tolerant")
+    assert tolerant["state"] == "COMPLETED"
+    data = tolerant["launches"][0]["action"]["stored_data"]
+    assert data["names"] == ["bad"]
+    assert data["error"] == "RuntimeError: Testing; this error is normal."
+    assert data["history"] == ["RUNNING", "FIZZLED"]
+    parent_doc = tolerant["spec"]["_fizzled_parents"][0]
+    assert parent_doc["launches"][0]["action"]["exit"] is True
+
+
+# -- item 7: get_fws -d more / -d all -------------------------------------------------------
+
+
+def test_get_fws_more_and_all_print_what_fireworks_lpad_prints(
+    lp: Any, mongo_uri: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both lpads on the same database (launches, a FIZZLED one, archived launches)."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from prefect_fireworks.core.models import Workflow as OurWorkflow
+    from prefect_fireworks.ops.rerun import rerun_fws
+    from prefect_fireworks.runtime.rocket import run_one
+    from prefect_fireworks.store.launchpad import FWorker
+
+    monkeypatch.chdir(tmp_path)
+    a = Firework(ScriptTask.from_str("echo a", {"store_stdout": True}), name="a", fw_id=1)
+    b = Firework([_py("fail")], name="b", fw_id=2, parents=[a])
+    c = Firework(ScriptTask.from_str("echo c"), name="c", fw_id=3, parents=[a])
+    lp.add_wf(OurWorkflow.from_dict(Workflow([a, b, c]).to_dict()))
+    while run_one(lp, FWorker(), launch_root=tmp_path) is not None:
+        pass
+    rerun_fws(lp, [1])
+    run_one(lp, FWorker(), 1, launch_root=tmp_path)
+    lp_file = tmp_path / "my_launchpad.yaml"
+    lp_file.write_text(yaml.safe_dump({"host": mongo_uri, "uri_mode": True, "name": lp.name}))
+
+    def run(cmd: list[str]) -> str:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    fireworks_lpad = [sys.executable, "-c", "from fireworks.scripts.lpad_run import lpad; lpad()"]
+    for args in (
+        ["get_fws", "-i", "1", "-d", "more"],
+        ["get_fws", "-i", "1", "-d", "all"],
+        ["get_fws", "-d", "all"],
+        ["get_fws", "-s", "FIZZLED", "-d", "more"],
+    ):
+        theirs = run([*fireworks_lpad, "-l", str(lp_file), *args])
+        ours = run([sys.executable, "-m", "prefect_fireworks.cli", "-l", str(lp_file), *args])
+        if "all" in args:
+            # -d all adds what only we write (rerun_history) after FireWorks' fields.
+            docs = json.loads(ours)
+            for d in docs if isinstance(docs, list) else [docs]:
+                assert d.pop("rerun_history", None) is not None or d["fw_id"] != 1
+            ours = json.dumps(docs, indent=4) + "\n"
+        assert ours == theirs, " ".join(args)

@@ -211,6 +211,14 @@ def test_fw_json_lists_archived_launches_after_a_rerun(lp: Any, root: Path) -> N
     assert [lch["launch_id"] for lch in doc["archived_launches"]] == [1]
 
 
+def test_fw_json_setting_turns_it_off(lp: Any, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_FIREWORKS_PRINT_FW_JSON", "false")
+    lp.add_wf(Firework([ScriptTask.from_str("true")]))
+    rapidfire(lp, root)
+    assert lp.get_fw_by_id(1).state == "COMPLETED"
+    assert not (Path(lp.get_launch_by_id(1).launch_dir) / "FW.json").exists()
+
+
 def test_fw_json_can_be_turned_off(lp: Any, root: Path) -> None:
     from prefect_fireworks.runtime.rocket import Rocket, checkout
 
@@ -294,3 +302,168 @@ def test_background_task_failing_on_finish_fizzles(lp: Any, root: Path) -> None:
     rapidfire(lp, root)
     assert lp.get_fw_by_id(1).state == "FIZZLED"
     assert stored(lp, 1)["_task"] is None
+
+
+# -- detours and additions ------------------------------------------------------------------
+
+
+class ModSpecTask(Firetask):
+    """FireWorks' ModSpecTask: push True onto the children's dummy2."""
+
+    _fw_name = "FidelityModSpecTask"
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        return FWAction(mod_spec=[{"_push": {"dummy2": True}}])
+
+
+class DetourAndAddTask(Firetask):
+    """Two detours and an addition in one FWAction."""
+
+    _fw_name = "FidelityDetourAndAddTask"
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        a = Firework([ModSpecTask()], name="detour-a")
+        b = Firework([ModSpecTask()], name="detour-b")
+        c = Firework([ModSpecTask()], name="addition")
+        return FWAction(detours=[a, b], additions=[c])
+
+
+def _links(lp: Any) -> dict[int, list[int]]:
+    wf = lp.workflows.find_one({})
+    return {int(k): sorted(v) for k, v in wf["links"].items()}
+
+
+def test_multi_detour(lp: Any, root: Path) -> None:
+    """FireWorks' test_multi_detour: every detour is added, each leads to the child."""
+    fw1 = Firework([MultipleDetourTask()], fw_id=1)
+    fw2 = Firework([ScriptTask.from_str('echo "DONE"')], parents=[fw1], fw_id=2)
+    lp.add_wf(Workflow([fw1, fw2]))
+    assert rapidfire(lp, root) == 5
+    assert _links(lp) == {1: [2, 3, 4, 5], 2: [], 3: [2], 4: [2], 5: [2]}
+    assert {d["state"] for d in lp.fireworks.find({})} == {"COMPLETED"}
+    # New Fireworks are numbered in fw_id order; this package's Fireworks get increasing
+    # default ids, so the first detour made gets 3 (FireWorks' own classes count down, and
+    # its last-made detour gets 3: tests/compat/test_fidelity.py).
+    scripts = {d["fw_id"]: str(d["spec"]["_tasks"][0].get("script")) for d in lp.fireworks.find({})}
+    assert "intermediate job 1" in scripts[3]
+    assert "intermediate job 3" in scripts[5]
+
+
+def test_multi_detour_without_children_and_after_a_rerun(lp: Any, root: Path) -> None:
+    from prefect_fireworks.ops.rerun import rerun_fws
+
+    lp.add_wf(Firework([MultipleDetourTask()]))
+    assert rapidfire(lp, root) == 4
+    assert lp.get_fw_by_id(1).state == "COMPLETED"
+    rerun_fws(lp, [1])
+    assert rapidfire(lp, root) == 7  # 1 again (its children rerun too), plus 3 new detours
+    assert {d["state"] for d in lp.fireworks.find({})} == {"COMPLETED"}
+    assert lp.fireworks.count_documents({}) == 7
+
+
+def test_detours_and_addition_in_one_action(lp: Any, root: Path) -> None:
+    parent = Firework([DetourAndAddTask()], name="parent", fw_id=1)
+    child = Firework([ModSpecTask()], name="child", parents=[parent], fw_id=2)
+    lp.add_wf(Workflow([parent, child]))
+    rapidfire(lp, root)
+    ids = {d["name"]: d["fw_id"] for d in lp.fireworks.find({})}
+    links = _links(lp)
+    assert links[1] == sorted([2, ids["detour-a"], ids["detour-b"], ids["addition"]])
+    # Each detour leads to the original child only, never to the other detour.
+    assert links[ids["detour-a"]] == [2]
+    assert links[ids["detour-b"]] == [2]
+    assert links[ids["addition"]] == []
+    assert lp.get_fw_by_id(2).spec["dummy2"] == [True, True]
+
+
+def test_append_wf_detour(lp: Any, root: Path) -> None:
+    """FireWorks' test_append_wf_detour (through the Firetask LaunchPad)."""
+    from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
+
+    fw1 = Firework([ModSpecTask()], fw_id=1)
+    fw2 = Firework([ModSpecTask()], fw_id=2, parents=[fw1])
+    lp.add_wf(Workflow([fw1, fw2]))
+    TaskLaunchPad(lp).append_wf(Workflow([Firework([ModSpecTask()])]), [1], detour=True)
+    run_one(lp, FWorker(), launch_root=root)
+    run_one(lp, FWorker(), launch_root=root)
+    assert lp.get_fw_by_id(2).spec["dummy2"] == [True, True]
+
+
+def test_append_wf_detour_two_parents(lp: Any, root: Path) -> None:
+    """FireWorks' test_append_wf_detour_two_parents."""
+    from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
+
+    def pr(text: str) -> PyTask:
+        return PyTask(func="builtins.print", args=[text])
+
+    fw_0 = Firework(pr("root"), fw_id=1)
+    fw_11 = Firework(pr("1.1"), fw_id=2, parents=[fw_0])
+    fw_12 = Firework(pr("1.2"), fw_id=3, parents=[fw_11])
+    fw_21 = Firework(pr("2.1"), fw_id=4, parents=[fw_0])
+    fw_22 = Firework(pr("2.2"), fw_id=5, parents=[fw_21])
+    lp.add_wf(Workflow([fw_0, fw_11, fw_12, fw_21, fw_22]))
+    det = Workflow([Firework(pr("detour"), name="det")])
+    TaskLaunchPad(lp).append_wf(det, [2, 4], detour=[True, False])
+    det_id = lp.fireworks.find_one({"name": "det"})["fw_id"]
+    wf = lp.workflows.find_one({})
+    assert wf["links"]["2"] == [3, det_id]
+    assert wf["links"]["4"] == [5, det_id]
+    assert wf["links"][str(det_id)] == [3]
+
+
+# -- spec._fizzled_parents ------------------------------------------------------------------
+
+
+class FizzledParentsReader(Firetask):
+    _fw_name = "FidelityFizzledParentsReader"
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        parent = fw_spec["_fizzled_parents"][0]
+        last = parent["launches"][-1]
+        return FWAction(
+            stored_data={
+                "name": parent["name"],
+                "state": parent["state"],
+                "error": last["action"]["stored_data"]["_exception"]["_stacktrace"]
+                .strip()
+                .splitlines()[-1],
+                "history": [h["state"] for h in last["state_history"]],
+            }
+        )
+
+
+def _throw(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_fizzle_with_allow_fizzled_parents(lp: Any, root: Path) -> None:
+    """FireWorks' test_fizzle, and a child that accepts its FIZZLED parent."""
+    bad = Firework(
+        PyTask(func=f"{__name__}._throw", args=["Testing; this error is normal."]), name="bad"
+    )
+    child = Firework([FizzledParentsReader()], parents=[bad], spec={"_allow_fizzled_parents": True})
+    ids = lp.add_wf(Workflow([bad, child]))
+    bad_id, child_id = ids[bad.fw_id], ids[child.fw_id]
+    # fw_id order: this package's default ids increase, so in the order they were made.
+    assert (bad_id, child_id) == (1, 2)
+    assert rapidfire(lp, root) == 2
+    assert lp.get_fw_by_id(bad_id).state == "FIZZLED"
+    assert lp.get_fw_by_id(child_id).state == "COMPLETED"
+    assert stored(lp, 2) == {
+        "name": "bad",
+        "state": "FIZZLED",
+        "error": "ValueError: Testing; this error is normal.",
+        "history": ["RUNNING", "FIZZLED"],
+    }
+    parents = lp.get_fw_by_id(child_id).spec["_fizzled_parents"]
+    assert list(parents[0]) == [
+        "spec",
+        "fw_id",
+        "created_on",
+        "updated_on",
+        "launches",
+        "state",
+        "name",
+    ]
+    assert parents[0]["launches"][0]["launch_id"] == 1
+    assert parents[0]["launches"][0]["action"]["exit"] is True
