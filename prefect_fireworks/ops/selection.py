@@ -8,9 +8,11 @@ same way before anything is written.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -130,10 +132,80 @@ def _check_regexes(q: Any) -> None:
                         re.compile(v)
                     except re.error as exc:
                         raise QueryError(f"invalid regex {v!r}: {exc}") from None
+                    if _nested_repeat(v):
+                        raise QueryError(
+                            f"regex {_shown(v)} repeats a repeated group (catastrophic "
+                            "backtracking would stall the server): rewrite it without "
+                            "nesting, e.g. ^a+$ for ^(a+)+$"
+                        )
                 else:
                     stack.append(v)
         elif isinstance(cur, list):
             stack.extend(cur)
+
+
+def _nested_repeat(pattern: str) -> bool:
+    """Whether ``pattern`` repeats, without bound, a group that is itself just a repeat.
+
+    ``(a+)+``, ``(a*)*``, ``(\\w+b?)*``: the inner and outer repeats can split the same text
+    in exponentially many ways, so a near-match (``^(a+)+$`` on 28 "a"s and a "!") backtracks
+    for minutes. The embedded server evaluates regexes with Python's ``re``, which no time
+    limit interrupts, and serves nobody else meanwhile. A heuristic: groups with another
+    required part, like ``(\\d+\\.)*``, pass.
+    """
+    try:
+        import re._parser as sre  # type: ignore[import-not-found]  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse as sre  # type: ignore[no-redef]
+    c = sre._constants if hasattr(sre, "_constants") else sre
+    repeats = {c.MAX_REPEAT, c.MIN_REPEAT} | (
+        {c.POSSESSIVE_REPEAT} if hasattr(c, "POSSESSIVE_REPEAT") else set()
+    )
+    try:
+        parsed = sre.parse(pattern)
+    except Exception:  # re.compile accepted it: be permissive here
+        return False
+
+    def required(items: Any) -> list[tuple[Any, Any]]:
+        # The parts of a sequence that must match something (groups unwrapped).
+        out = []
+        for op, av in items:
+            if op == c.SUBPATTERN:
+                out.extend(required(av[-1]))
+            elif op in repeats and av[0] == 0:
+                continue
+            elif op not in (c.AT,):
+                out.append((op, av))
+        return out
+
+    stack: list[Any] = [parsed]
+    while stack:
+        for op, av in stack.pop():
+            if op in repeats:
+                _low, high, sub = av
+                if high == c.MAXREPEAT:
+                    parts = required(sub) or _optional_repeats(sub, repeats, c)
+                    if len(parts) == 1 and parts[0][0] in repeats and parts[0][1][1] > 1:
+                        return True
+                stack.append(sub)
+            elif op == c.SUBPATTERN:
+                stack.append(av[-1])
+            elif op == c.BRANCH:
+                stack.extend(av[1])
+            elif op in (c.ASSERT, c.ASSERT_NOT):
+                stack.append(av[1])
+    return False
+
+
+def _optional_repeats(items: Any, repeats: set[Any], c: Any) -> list[tuple[Any, Any]]:
+    # A group of nothing but optional repeats, like the (a*) of (a*)*: those repeats.
+    out = []
+    for op, av in items:
+        if op == c.SUBPATTERN:
+            out.extend(_optional_repeats(av[-1], repeats, c))
+        elif op in repeats:
+            out.append((op, av))
+    return out
 
 
 class Selector(BaseModel):
@@ -213,11 +285,59 @@ class Selector(BaseModel):
                     )
             ids = list(dict.fromkeys(self.fw_ids))
             return ids[:limit] if limit else ids
-        result = lp.get_fw_ids(
-            self.mongo_query(), sort=sort, limit=limit, launches_mode=self.launches_mode
-        )
+        with user_query_time_limit():
+            result = lp.get_fw_ids(
+                self.mongo_query(), sort=sort, limit=limit, launches_mode=self.launches_mode
+            )
         assert isinstance(result, list)
         return result
+
+
+QUERY_TIMEOUT_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_QUERY_TIMEOUT_MS"
+DEFAULT_QUERY_TIMEOUT_MS = 30000
+
+
+def query_timeout_ms(env: Mapping[str, str] | None = None) -> int:
+    """The time limit of user queries in ms (``..._QUERY_TIMEOUT_MS``, default 30000, 0: none).
+
+    Raises:
+        ValueError: Not a whole number of milliseconds >= 0.
+    """
+    raw = (env if env is not None else os.environ).get(QUERY_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_QUERY_TIMEOUT_MS
+    if not re.fullmatch(r"[0-9]{1,10}", raw):
+        raise ValueError(f"{QUERY_TIMEOUT_ENV} must be a whole number of milliseconds, not {raw!r}")
+    return int(raw)
+
+
+@contextlib.contextmanager
+def user_query_time_limit() -> Iterator[None]:
+    """Run the queries of a user's selection (``-q``, ``-n``, ``-s``, ``-lm``) under a time limit.
+
+    pymongo sends the remaining time as ``maxTimeMS`` with each command and stops waiting when
+    it runs out, so a slow query ends in one line instead of holding the command.
+
+    Raises:
+        QueryError: The limit was reached.
+    """
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    limit = query_timeout_ms()
+    if not limit:
+        yield
+        return
+    try:
+        with pymongo.timeout(limit / 1000):
+            yield
+    except PyMongoError as exc:
+        if not getattr(exc, "timeout", False):
+            raise
+        raise QueryError(
+            f"the query took longer than {limit} ms ({QUERY_TIMEOUT_ENV}): narrow it, or raise "
+            "the limit"
+        ) from None
 
 
 def confirm_mass(

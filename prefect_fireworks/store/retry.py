@@ -106,6 +106,14 @@ def _reason(exc: BaseException) -> str:
     return text[:200]
 
 
+def _under_time_limit() -> bool:
+    try:
+        from pymongo import _csot  # where pymongo.timeout keeps its deadline
+    except ImportError:  # pragma: no cover
+        return False
+    return _csot.get_timeout() is not None
+
+
 def call(
     func: Callable[..., T],
     *args: Any,
@@ -140,8 +148,15 @@ def call(
             except Exception as error:  # the next attempt reports what matters
                 logger.debug("reconnect hook failed: %s", error)
 
+    def transient(exc: BaseException) -> bool:
+        # A timeout under a caller's time limit (pymongo.timeout, e.g. a user query's
+        # maxTimeMS) is that limit doing its job: not retried.
+        return isinstance(exc, retry_on) and not (
+            getattr(exc, "timeout", False) and _under_time_limit()
+        )
+
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(retry_on),
+        retry=tenacity.retry_if_exception(transient),
         wait=tenacity.wait_exponential(multiplier=_FIRST_WAIT, max=_MAX_WAIT),
         stop=tenacity.stop_after_delay(limit),
         before_sleep=before_sleep,
