@@ -30,6 +30,7 @@ def test_quickstart_and_its_follow_up_commands_run_clean(tmp_path: Path) -> None
     }
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     env["PREFECT_INTEGRATIONS_FIREWORKS_HOME"] = str(tmp_path / "fireworks-home")
+    env["COLUMNS"] = "200"  # wide enough for `prefect flow-run ls` to print names whole
 
     def run(*cmd: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
