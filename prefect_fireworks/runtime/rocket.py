@@ -51,7 +51,7 @@ import yaml
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.dictmods import apply_mod
-from prefect_fireworks.core.models import FWAction
+from prefect_fireworks.core.models import FWAction, firework_to_dict
 from prefect_fireworks.runtime.background import BackgroundTask
 from prefect_fireworks.runtime.background import stop_all as _stop_all
 from prefect_fireworks.runtime.firetasks import Firetask, load_firetask, to_fwaction
@@ -389,23 +389,16 @@ class Rocket:
         # documents) as FW.json into the launch directory.
         doc = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"_id": 0})
         fw = dict(doc if doc is not None else self.fw_doc)
-        out: dict[str, Any] = {
-            "spec": fw.get("spec") or {},
-            "fw_id": self.fw_id,
-            "created_on": fw.get("created_on"),
-            "updated_on": fw.get("updated_on"),
-        }
+        expanded: dict[str, list[dict[str, Any]]] = {}
         for key in ("launches", "archived_launches"):
             ids = list(fw.get(key) or [])
-            if ids:
-                found = {
-                    d["launch_id"]: d
-                    for d in self.lp.launches.find({"launch_id": {"$in": ids}}, {"_id": 0})
-                }
-                out[key] = [found[i] for i in sorted(found)]
-        if fw.get("state", st.WAITING) != st.WAITING:
-            out["state"] = fw["state"]
-        out["name"] = fw.get("name", "Unnamed FW")
+            found: dict[int, dict[str, Any]] = {}
+            for d in self.lp.launches.find({"launch_id": {"$in": ids}}, {"_id": 0}):
+                d["action"] = self.lp.load_action(d)
+                found[d["launch_id"]] = d
+            expanded[key] = [found[i] for i in sorted(found)]
+        # FireWorks' Firework.to_dict(): its keys and order, launches as Launch.to_dict().
+        out = firework_to_dict(fw, expanded["launches"], expanded["archived_launches"])
         with open(os.path.join(self.launch_dir, "FW.json"), "w") as f:
             json.dump(out, f, indent=4, default=_json_default)
 
@@ -656,7 +649,7 @@ def _json_default(obj: Any) -> Any:
 def _print_fw_json_default() -> bool:
     from prefect_fireworks.core.settings import get_settings
 
-    return bool(getattr(get_settings(), "print_fw_json", True))
+    return get_settings().print_fw_json
 
 
 def _tail(path: str, nlines: int) -> str:
