@@ -51,6 +51,8 @@ DisplayOpt = Annotated[
 
 
 def _wants_table(display: FwDisplay | None, as_json: bool, table: bool) -> bool:
+    if as_json:  # --json wins over -t: scripts always get JSON
+        return False
     if table:
         return True
     return display is None and not as_json and sys.stdout.isatty()
@@ -100,10 +102,10 @@ def add(
     for r in result:
         ids = r["fw_ids"]
         span = f"{ids[0]}..{ids[-1]}" if len(ids) > 1 else str(ids[0])
-        OUT.info(
+        # the result of the command: stdout (diagnostics go to stderr)
+        OUT.out.print(
             f"Added workflow [bold]{escape(str(r['name']))}[/bold] from {escape(str(r['file']))}: "
-            f"fw_ids {span}",
-            markup=True,
+            f"fw_ids {span}"
         )
 
 
@@ -135,6 +137,8 @@ def get_fws(
         OUT.json(lp.get_fw_ids(sel.mongo_query(), srt, max_, True, sel.launches_mode))
         return
     ids = sel.resolve(lp, sort=srt, limit=max_, must_exist=False)
+    if sel.launches_mode and srt is None:
+        ids = sorted(ids)  # launches come in launch order; people and scripts expect fw_ids
     if fmt == FwDisplay.count:
         OUT.json(len(ids))
         return
@@ -202,8 +206,9 @@ def get_wflows(
     if fmt == FwDisplay.ids and not _wants_table(display_format, as_json, table):
         OUT.json(ids[0] if len(ids) == 1 else ids)
         return
-    summaries = [wf_summary(lp, i, fmt.value if fmt != FwDisplay.ids else "less") for i in ids]
     if _wants_table(display_format, as_json, table):
+        # the table's states column comes from the "less" summary, whatever the selector
+        summaries = [wf_summary(lp, i, "less") for i in ids]
         rows = [
             (i, s["name"], s["state"], s.get("states_list", ""), s.get("created_on"))
             for i, s in zip(ids, summaries, strict=True)
@@ -212,6 +217,7 @@ def get_wflows(
             rows, ["fw_id", "name", "state", "states", "created_on"], f"{len(rows)} workflow(s)"
         )
         return
+    summaries = [wf_summary(lp, i, fmt.value if fmt != FwDisplay.ids else "less") for i in ids]
     OUT.json(summaries[0] if len(summaries) == 1 else summaries)
 
 

@@ -125,7 +125,7 @@ def test_names_with_brackets_are_printed_as_they_are(seeded: Any, tmp_path: Path
         check=False,
     )
     assert added.returncode == 0, added.stderr
-    assert f"Added workflow {name} from" in added.stderr
+    assert f"Added workflow {name} from" in added.stdout  # results on stdout
 
     shown = subprocess.run(
         [str(BIN / "lpad"), "get_fws", "-n", name, "-d", "more"],
