@@ -17,6 +17,9 @@ from prefect_fireworks.store import embedded
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 # Subprocesses (lpad, prefect CLI) must never write into the user's ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+# No background local Prefect server from tests (lpad rapidfire starts one when no Prefect API is
+# configured); tests that want it set this back (tests/prefect/test_local_server.py).
+os.environ["PREFECT_INTEGRATIONS_FIREWORKS_LOCAL_PREFECT_SERVER"] = "false"
 
 MONGODB_URI_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI"
 

@@ -92,6 +92,15 @@ def _launchpad_ref() -> str | None:
     return STATE.block or STATE.launchpad_file
 
 
+def ensure_prefect_api() -> None:
+    """Point this process at a Prefect API before a flow runs: the configured one, else the
+    local background server (started once; see ``prefect_fireworks.prefect.local_server``),
+    so no command pays Prefect's temporary server."""
+    from prefect_fireworks.prefect.local_server import ensure_api
+
+    ensure_api()
+
+
 def _report(state: Any, as_json: bool) -> None:
     from prefect_fireworks.prefect.flows import FireworksRunError
 
@@ -146,6 +155,7 @@ def rapidfire_cmd(
     if wf_id is not None:  # "FW with id: X not found!" -> exit 2, before any flow run
         STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})
     resolve_flow_launch_root(launch_root, ref)  # a bad root: one line, before any flow run
+    ensure_prefect_api()
     with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
         state = rapidfire(
             nlaunches=nlaunches,
@@ -183,6 +193,7 @@ def run_workflow_cmd(
     ref = _launchpad_ref()
     STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})  # "FW with id: X not found!" -> exit 2
     resolve_flow_launch_root(launch_root, ref)
+    ensure_prefect_api()
     with (
         stdout_to_stderr(as_json),
         OUT.err.status(f"run_workflow {wf_id}: running Fireworks…"),
