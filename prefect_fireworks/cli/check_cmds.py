@@ -38,7 +38,13 @@ def admin_check(
 
     Exit 0 when clean, 1 when a violation is left (after --repair, when given).
     """
-    lp = STATE.launchpad()
+    # The check must see what a crash left (and --repair report what it finished), not what
+    # connecting would have finished silently.
+    STATE.finish_intents = False
+    try:
+        lp = STATE.launchpad()
+    finally:
+        STATE.finish_intents = True
     rep = (
         repair(lp, claim_grace_secs=claim_grace)
         if do_repair

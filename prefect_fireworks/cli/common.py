@@ -100,6 +100,8 @@ class AppState:
     launchpad_file: str | None = None
     block: str | None = None
     _lp: LaunchPad | None = field(default=None, repr=False)
+    #: Roll forward dead processes' intents on connecting (off for a report-only admin check).
+    finish_intents: bool = True
 
     def launchpad(self) -> LaunchPad:
         """The LaunchPad these options point at (connected and checked once)."""
@@ -118,9 +120,11 @@ class AppState:
             # Finish what a killed lpad/worker left half-written before reading anything (one
             # query when there is nothing to finish; see store/intents.py).
             from prefect_fireworks.core.constants import WFLOCK_EXPIRATION_SECS
-            from prefect_fireworks.store.intents import roll_forward
+            from prefect_fireworks.store.intents import release_dead_locks, roll_forward
 
-            roll_forward(lp.db, WFLOCK_EXPIRATION_SECS)
+            if self.finish_intents:
+                roll_forward(lp.db, WFLOCK_EXPIRATION_SECS)
+                release_dead_locks(lp.db)
             self._lp = lp
         return self._lp
 

@@ -51,6 +51,7 @@ from prefect_fireworks.runtime.rocket import (
     checkout,
     resolve_launch_root,
 )
+from prefect_fireworks.store import queries
 from prefect_fireworks.store.launchpad import FWorker
 from prefect_fireworks.store.queries import wf_id_of
 
@@ -620,13 +621,9 @@ def rapidfire(
 
 
 def _run_exists(lp: LaunchPad, fworker: FWorker) -> bool:
-    q = {"state": st.READY, **fworker.checkout_query()}
-    return lp.fireworks.count_documents(q, limit=1) > 0
+    return queries.run_exists(lp.fireworks, fworker.checkout_query())
 
 
 def _future_run_exists(lp: LaunchPad, fworker: FWorker) -> bool:
     # FireWorks: something READY, or something running whose children may become READY.
-    if _run_exists(lp, fworker):
-        return True
-    q = {**fworker.query, "state": {"$in": sorted(st.ACTIVE_STATES)}}
-    return lp.fireworks.count_documents(q, limit=1) > 0
+    return queries.future_run_exists(lp.fireworks, fworker.checkout_query(), fworker.query)

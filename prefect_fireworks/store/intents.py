@@ -25,6 +25,7 @@ makes the process kill itself (SIGKILL) at that point (see :func:`crash_point`).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 from collections.abc import Iterator, Mapping, Sequence
@@ -386,3 +387,25 @@ def roll_forward(db: Database, expire_secs: float, me: str | None = None) -> lis
     for cid in orphan_chunks(db):
         db[INTENTS_COLLECTION].delete_many({"chunk_of": cid})
     return done
+
+
+def release_dead_locks(db: Database) -> list[Any]:
+    """Release workflow locks held by dead processes of this host (after :func:`roll_forward`
+    has finished their intents), e.g. left by a process killed after its writes but before its
+    unlock. Returns the workflow ``_id`` s released."""
+    host = socket.gethostname()
+    out = []
+    for wf in db["workflows"].find(
+        {"locked": True, "locked_by": {"$regex": f"^{re.escape(host)}:"}}, {"locked_by": 1}
+    ):
+        if not owner_is_dead(wf.get("locked_by")):
+            continue
+        if db[INTENTS_COLLECTION].find_one({"wf_id": wf["_id"]}, {"_id": 1}) is not None:
+            continue  # roll_forward could not take it: leave it to the next lock taker
+        res = db["workflows"].update_one(
+            {"_id": wf["_id"], "locked_by": wf["locked_by"]},
+            {"$unset": {"locked": "", "locked_by": "", "locked_at": ""}},
+        )
+        if res.modified_count:
+            out.append(wf["_id"])
+    return out

@@ -166,3 +166,20 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     if d is not None:
         return (1, d.timestamp())
     return (2, v if isinstance(v, str) else str(v))
+
+
+def run_exists(fireworks: Collection, checkout_query: Mapping[str, Any]) -> bool:
+    """Something READY that a worker with this checkout query may run."""
+    return fireworks.count_documents({"state": "READY", **checkout_query}, limit=1) > 0
+
+
+def future_run_exists(
+    fireworks: Collection, checkout_query: Mapping[str, Any], worker_query: Mapping[str, Any]
+) -> bool:
+    """FireWorks' ``future_run_exists``: something READY, or something RESERVED/RUNNING whose
+    children may become READY (a rapidfire keeps waiting then). Used by ``rlaunch
+    --no-prefect`` (which must not import Prefect) and by the rapidfire flow."""
+    if run_exists(fireworks, checkout_query):
+        return True
+    q = {**worker_query, "state": {"$in": ["RESERVED", "RUNNING"]}}
+    return fireworks.count_documents(q, limit=1) > 0
