@@ -206,6 +206,13 @@ def test_fizzled_firework_is_rerun_and_completes_without_help(
         assert flow_runs[0].id == first.id  # type: ignore[union-attr]
         assert flow_runs[1].parameters["fw_ids"] == [flaky_id]
         assert flow_runs[2].parameters == {"wf_id": flaky_id}
+        # who and why: the rerun records the flow run, its deployment and the automation
+        (entry,) = lp.get_fw_dict_by_id(flaky_id)["rerun_history"]
+        assert entry["actor"]["flow_run_id"] == str(flow_runs[1].id)
+        assert entry["actor"]["deployment"] == "rerun-fws"
+        assert entry["actor"]["automation"] == flow_runs[1].created_by.display_value
+        assert flow_runs[1].created_by.type == "AUTOMATION"
+        assert entry["command"].startswith("rerun-fws {")
         assert sorted(t.state_name for t in tasks) == ["Completed", "Fizzled"]
         assert {str(t.flow_run_id) for t in tasks} == {str(flow_runs[0].id), str(flow_runs[2].id)}
     print(f"healed without help in {healed_after:.1f} s")
