@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -45,6 +46,35 @@ def _parse_launch_ids(values: Sequence[str] | None) -> list[int] | None:
 
 
 # -- summary --------------------------------------------------------------------------------------
+#: Above this many Fireworks a rerun prints counts instead of one table row per Firework
+#: (--json always lists every one).
+TABLE_MAX_ROWS = 20
+
+
+def _id_list(ids: Sequence[int], limit: int = 12) -> str:
+    """``1, 2, 3`` or, for many, ``1, 2, ... 300 (300 ids)``."""
+    ids = sorted(ids)
+    if len(ids) <= limit:
+        return ", ".join(map(str, ids))
+    return f"{', '.join(map(str, ids[: limit - 1]))}, ... {ids[-1]} ({len(ids)} ids)"
+
+
+def _entry_summary(plan: RerunPlan) -> list[str]:
+    """One line per role and one per state change, with their fw_ids."""
+    lines = []
+    by_role: dict[str, list[int]] = {}
+    by_change: dict[str, list[int]] = {}
+    for e in plan.entries:
+        by_role.setdefault(e.role, []).append(e.fw_id)
+        by_change.setdefault(f"{e.state_before} -> {e.state_after}", []).append(e.fw_id)
+    for role, ids in by_role.items():
+        lines.append(f"{role}: {len(ids)} ({_id_list(ids)})")
+    for change, ids in sorted(by_change.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"{change}: {len(ids)}")
+    lines.append("(--json lists every Firework and the launches it archives)")
+    return lines
+
+
 def _rerun_summary(as_json: bool) -> Callable[[RerunPlan, bool], None]:
     def show(plan: RerunPlan, dry: bool) -> None:
         if as_json:
@@ -53,25 +83,47 @@ def _rerun_summary(as_json: bool) -> Callable[[RerunPlan, bool], None]:
             OUT.json(d)
             return
         head = "Would rerun" if dry else "Reran"
-        rows = [
-            (
-                e.fw_id,
-                e.name,
-                e.role,
-                f"{e.state_before} -> {e.state_after}",
-                ",".join(map(str, e.archived)) or "-",
-                e.recovery or "",
+        title = f"{head} {len(plan.rerun_ids)} Firework(s)"
+        if len(plan.entries) <= TABLE_MAX_ROWS:
+            rows = [
+                (
+                    e.fw_id,
+                    e.name,
+                    e.role,
+                    f"{e.state_before} -> {e.state_after}",
+                    ",".join(map(str, e.archived)) or "-",
+                    e.recovery or "",
+                )
+                for e in plan.entries
+            ]
+            cols = ["fw_id", "name", "role", "state", "archived", "recovery"]
+            OUT.table(rows, cols, title=title)
+        else:
+            OUT.text(title + ":")
+            for line in _entry_summary(plan):
+                OUT.text(f"  {line}")
+        # A target that an earlier target already reset is listed once, with the Fireworks
+        # reset, not again as "left alone" (in a dry run it is still COMPLETED in the database).
+        reset_ids = {e.fw_id for e in plan.entries}
+        left = [s for s in plan.skipped if s.fw_id not in reset_ids]
+        covered = [s.fw_id for s in plan.skipped if s.fw_id in reset_ids]
+        if covered:
+            OUT.text(
+                f"Target(s) {_id_list(covered)}: reset as descendants of earlier targets "
+                "(rerun in order, as FireWorks does)."
             )
-            for e in plan.entries
-        ]
-        cols = ["fw_id", "name", "role", "state", "archived launches", "recovery"]
-        OUT.table(rows, cols, title=f"{head} {len(plan.rerun_ids)} Firework(s)")
-        if plan.skipped:
+        if left and len(left) <= TABLE_MAX_ROWS:
             OUT.table(
-                [(s.fw_id, s.state, s.reason, s.recovery or "") for s in plan.skipped],
+                [(s.fw_id, s.state, s.reason, s.recovery or "") for s in left],
                 ["fw_id", "state", "skipped because", "recovery"],
-                title=f"{len(plan.skipped)} target(s) left as they are",
+                title=f"{len(left)} target(s) left as they are",
             )
+        elif left:
+            reasons = Counter(s.reason for s in left)
+            OUT.text(f"{len(left)} target(s) left as they are:")
+            for reason, n in reasons.most_common():
+                ids = [s.fw_id for s in left if s.reason == reason]
+                OUT.text(f"  {reason}: {n} ({_id_list(ids)})")
         for fid, rec in plan.recovery.items():
             OUT.text(
                 f"fw_id {fid}: restarts at Firetask {rec.get('_task_n')} from launch "
