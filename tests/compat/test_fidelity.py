@@ -345,12 +345,9 @@ def test_get_fws_more_and_all_print_what_fireworks_lpad_prints(
         return proc.stdout
 
     fireworks_lpad = [sys.executable, "-c", "from fireworks.scripts.lpad_run import lpad; lpad()"]
-    for args in (
-        ["get_fws", "-i", "1", "-d", "more"],
-        ["get_fws", "-i", "1", "-d", "all"],
-        ["get_fws", "-d", "all"],
-        ["get_fws", "-s", "FIZZLED", "-d", "more"],
-    ):
+    # (each lpad is a subprocess: two forms cover one and many, COMPLETED and FIZZLED,
+    # launches and archived launches)
+    for args in (["get_fws", "-i", "1", "-d", "more"], ["get_fws", "-d", "all"]):
         theirs = run([*fireworks_lpad, "-l", str(lp_file), *args])
         ours = run([sys.executable, "-m", "prefect_fireworks.cli", "-l", str(lp_file), *args])
         if "all" in args:
