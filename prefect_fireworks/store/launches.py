@@ -21,6 +21,7 @@ from pymongo import ASCENDING, DESCENDING
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.constants import GRIDFS_FALLBACK_COLLECTION
 from prefect_fireworks.core.models import FWAction, isoformat, utcnow
+from prefect_fireworks.store.intents import crash_point
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.db import FireworksDB
@@ -83,9 +84,13 @@ def checkout_fw(
         claimed = _claim(lp, fworker, fw_id, only_ready)
         if claimed is None:
             return None, None
-        fw = lp.fireworks.find_one({"fw_id": claimed}, {"_id": 0})
+        # A process killed here leaves a RESERVED Firework without a launch: `lpad admin
+        # check` (orphan_claim) and `detect_lostruns` find and reset it.
+        crash_point("checkout-claimed")
+        fw = lp.fireworks.find_one({"fw_id": claimed})
         if fw is None:
             continue
+        fw.pop("_id", None)
         if lp.task_validator is not None:
             try:
                 lp.task_validator(fw["spec"].get("_tasks", []))
@@ -141,8 +146,10 @@ def _claim(
         if res.matched_count == 1:
             return fw_id
         return None
-    query = {"state": st.READY, **fworker.checkout_query()}
+    base = {"state": st.READY, **fworker.checkout_query()}
+    bad: set[int] = set()
     for _ in range(100):
+        query = {"$and": [base, {"fw_id": {"$nin": sorted(bad)}}]} if bad else base
         cands = [
             d["fw_id"]
             for d in lp.fireworks.find(query, {"fw_id": 1, "_id": 0})
@@ -153,10 +160,16 @@ def _claim(
             return None
         random_order = cands[:1] + random.sample(cands[1:], len(cands) - 1)
         for cand in random_order:
-            res = lp.fireworks.update_one(
-                {"fw_id": cand, "state": st.READY},
-                {"$set": {"state": st.RESERVED, "updated_on": isoformat()}},
-            )
+            try:
+                res = lp.fireworks.update_one(
+                    {"fw_id": cand, "state": st.READY},
+                    {"$set": {"state": st.RESERVED, "updated_on": isoformat()}},
+                )
+            except pymongo.errors.OperationFailure:
+                # the server cannot update this document (e.g. nested too deep, written by
+                # something that did not check it): skip it, run the others
+                bad.add(cand)
+                continue
             if res.modified_count == 1:
                 return cand
     return None
