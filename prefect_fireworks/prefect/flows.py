@@ -48,10 +48,10 @@ from prefect_fireworks.runtime.rocket import (
     PING_TIME_SECS,
     Rocket,
     RocketResult,
-    checkout,
+    claim_launch,
     resolve_launch_root,
 )
-from prefect_fireworks.store import queries
+from prefect_fireworks.store import launch_cycle, queries
 from prefect_fireworks.store.launchpad import FWorker
 from prefect_fireworks.store.queries import wf_id_of
 
@@ -96,6 +96,9 @@ class FireworksRunError(RuntimeError):
 
 
 _LP_CACHE: dict[tuple[Any, ...], LaunchPad] = {}
+#: Firework documents claimed by a flow, handed to its task runs in the same process (a task
+#: run elsewhere, e.g. on a Dask worker, reads the document instead).
+_CLAIMED: dict[int, dict[str, Any]] = {}
 _LP_LOCK = threading.Lock()
 
 
@@ -171,6 +174,7 @@ def launch_firework(
     launchpad: str | None = None,
     fworker_name: str | None = None,
     ping_secs: float = PING_TIME_SECS,
+    launch_doc: dict[str, Any] | None = None,
 ) -> State[Any]:
     """Run one checked-out Firework (its launch ``launch_id``) and complete the launch.
 
@@ -181,13 +185,16 @@ def launch_firework(
         launchpad: FireworksLaunchPad block name (None: the default LaunchPad).
         fworker_name: recorded worker name (the launch's own by default).
         ping_secs: heartbeat interval.
+        launch_doc: the launch document of a Firework claimed by the flow and not written
+            yet (`prefect_fireworks.runtime.rocket.claim_launch`): written at the start with
+            this task run's ids and the first checkpoint, in one insert.
 
     Returns:
         ``Completed``, ``Failed(name="Fizzled")`` or ``Cancelled(name="Defused")``, with the
         launch summary as data.
     """
     lp = get_launchpad(launchpad)
-    fw_doc = lp.get_fw_dict_by_id(fw_id)
+    fw_doc = _CLAIMED.pop(launch_id, None) or lp.get_fw_dict_by_id(fw_id)
     fields: dict[str, Any] = {}
     if runtime_task_run.id:
         fields["prefect.task_run_id"] = str(runtime_task_run.id)
@@ -200,10 +207,13 @@ def launch_firework(
         fworker=FWorker(name=fworker_name) if fworker_name else None,
         ping_secs=ping_secs,
         launch_fields=fields,
+        launch_doc=launch_doc,
+        insert_launch=launch_doc is not None,
     ).run()
     summary = result.to_dict()
-    publish_launch(lp, result.launch_id, fw=fw_doc, result=result)
     if result.fizzled:
+        # Only failures get an artifact: ~20 ms of Prefect API per launch otherwise.
+        publish_launch(lp, result.launch_id, fw=fw_doc, result=result)
         # Why it failed, in the task run's log: the exception (a failed ScriptTask's ends
         # with its stdout/stderr tail). The full stack trace is in the launch and its artifact.
         get_run_logger().error(
@@ -371,20 +381,22 @@ class _Launcher:
 
     def launch(self, fw_id: int | None, fworker: FWorker | None = None) -> bool:
         """Check out one Firework (this one, or any the worker may run) and start it."""
-        fw_doc, launch_id = checkout(
+        # The claim is one write; the launch document is written by the task run, which
+        # knows its own id (a claimed Firework whose task never starts is RUNNING with a
+        # launch id that has no document: `lpad admin check` and detect_lostruns see it).
+        got = claim_launch(
             self.lp,
             fworker or self.fworker,
             fw_id,
             launch_root=self.launch_root,
             launch_extra=self.extra,
         )
-        if fw_doc is None or launch_id is None:
+        if got is None:
             return False
+        fw_doc, launch_doc = got
         fid = int(fw_doc["fw_id"])
-        wf_key = self.wf_key
-        if wf_key is None:
-            wf = self.lp.workflows.find_one({"nodes": fid}, {"nodes": 1, "_id": 0}) or {}
-            wf_key = _wf_key(wf.get("nodes", []))
+        launch_id = int(launch_doc["launch_id"])
+        _CLAIMED[launch_id] = fw_doc
         kwargs = {
             "fw_id": fid,
             "launch_id": launch_id,
@@ -392,8 +404,15 @@ class _Launcher:
             "launchpad": self.launchpad,
             "fworker_name": self.fworker.name,
             "ping_secs": self.ping_secs,
+            "launch_doc": launch_doc,
         }
-        run_tags = (f"fw:{fid}", f"wf:{wf_key}") if self.tag_runs else ()
+        run_tags: tuple[str, ...] = ()
+        if self.tag_runs:
+            wf_key = self.wf_key
+            if wf_key is None:
+                wf = self.lp.workflows.find_one({"nodes": fid}, {"nodes": 1, "_id": 0}) or {}
+                wf_key = _wf_key(wf.get("nodes", []))
+            run_tags = (f"fw:{fid}", f"wf:{wf_key}")
         with tags(*run_tags):
             if self.capacity == 1:
                 # One at a time: run in the flow's thread (no executor hop).
@@ -485,8 +504,12 @@ def run_workflow(
     # only when this queue is empty, so a wide fan-out costs one read, not one per launch;
     # a queued Firework someone else took is simply not claimed.
     queue: list[int] = []
+    nodes = set(wf["nodes"])
     progress = publish_workflow_progress(lp, wf_id)
     while True:
+        if not queue:
+            # Fireworks this process saw become READY (its completions) first: no read.
+            queue = [d["fw_id"] for d in launch_cycle.hints(lp).ranked() if d["fw_id"] in nodes]
         if not queue:
             doc = lp.workflows.find_one({"_id": wf["_id"]}, {"fw_states": 1, "_id": 0}) or {}
             fw_states = {int(k): v for k, v in (doc.get("fw_states") or {}).items()}

@@ -56,6 +56,7 @@ from prefect_fireworks.runtime.background import BackgroundTask
 from prefect_fireworks.runtime.background import stop_all as _stop_all
 from prefect_fireworks.runtime.firetasks import Firetask, load_firetask, to_fwaction
 from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
+from prefect_fireworks.store import launch_cycle
 from prefect_fireworks.store.launchpad import FWorker
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ __all__ = [
     "Rocket",
     "RocketResult",
     "checkout",
+    "claim_launch",
     "make_launch_dir",
     "prefect_temporary_folder",
     "resolve_launch_root",
@@ -233,14 +235,40 @@ def checkout(
     Returns:
         ``(firework document, launch_id)``, or ``(None, None)``.
     """
+    got = claim_launch(lp, fworker, fw_id, launch_root=launch_root, launch_extra=launch_extra)
+    if got is None:
+        return None, None
+    fw_doc, launch_doc = got
+    launch_cycle.insert_launch(lp, launch_doc)
+    return fw_doc, int(launch_doc["launch_id"])
+
+
+def claim_launch(
+    lp: LaunchPad,
+    fworker: FWorker | None = None,
+    fw_id: int | None = None,
+    *,
+    launch_root: str | os.PathLike[str] | None = None,
+    launch_extra: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Claim a READY Firework and make its launch document, without writing it yet.
+
+    Give both to ``Rocket(..., launch_doc=..., insert_launch=True)``: the Rocket writes the
+    launch with its first checkpoint (and, in a Prefect task, the run ids) in one insert.
+
+    Returns:
+        ``(firework document, launch document)``, or None when nothing is READY.
+    """
     root = resolve_launch_root(launch_root)
-    return lp.checkout_fw(
+    return launch_cycle.checkout_launch(
+        lp,
         fworker or FWorker(),
         os.fspath(root),
         fw_id,
-        launch_extra=launch_extra,
+        extra=launch_extra,
         dir_for=lambda _doc: make_launch_dir(root),
-        only_ready=fw_id is not None,
+        only_ready=True,
+        insert=False,
     )
 
 
@@ -269,6 +297,10 @@ class Rocket:
         ping_secs: heartbeat interval (FireWorks' ``PING_TIME_SECS``).
         launch_fields: extra fields ``$set`` on the launch when it starts (dotted keys
             allowed), e.g. ``{"prefect.task_run_id": "..."}``.
+        launch_doc: the launch document from the checkout (`claim_launch`), so the Rocket
+            never re-reads it and completes the launch without a lock.
+        insert_launch: the launch document is not written yet: write it at the start, with
+            ``launch_fields`` and the first checkpoint, in one insert.
         print_fw_json: write the Firework as ``FW.json`` into the launch directory before the
             Firetasks run (FireWorks' ``PRINT_FW_JSON``); default: the ``print_fw_json``
             setting, which is on.
@@ -284,8 +316,17 @@ class Rocket:
         ping_secs: float = PING_TIME_SECS,
         launch_fields: Mapping[str, Any] | None = None,
         print_fw_json: bool | None = None,
+        launch_doc: Mapping[str, Any] | None = None,
+        insert_launch: bool = False,
     ) -> None:
         self.lp = lp
+        #: The launch document as written (or, with ``insert_launch``, still to be written):
+        #: with it the Rocket never re-reads its launch, and completes without locks.
+        self._launch = copy.deepcopy(dict(launch_doc)) if launch_doc is not None else None
+        self._insert = bool(insert_launch and launch_doc is not None)
+        #: The task number whose checkpoint is already in the launch (written with it).
+        self._checkpointed: int | None = None
+        self._fw_state: str | None = None
         self.fw_doc = fw_doc
         self.launch_id = launch_id
         self.fworker = fworker
@@ -299,9 +340,11 @@ class Rocket:
 
     # -- helpers ---------------------------------------------------------------------------
     def _prepare(self) -> None:
-        doc = self.lp.launches.find_one(
-            {"launch_id": self.launch_id}, {"launch_dir": 1, "fworker": 1, "_id": 0}
-        )
+        doc = self._launch
+        if doc is None:
+            doc = self.lp.launches.find_one(
+                {"launch_id": self.launch_id}, {"launch_dir": 1, "fworker": 1, "_id": 0}
+            )
         if doc is None:
             raise ValueError(f"launch_id: {self.launch_id} does not exist")
         if self.fworker is None:
@@ -345,8 +388,40 @@ class Rocket:
             )
         if self._trackers:
             sets["trackers"] = self._tracker_docs()
-        if sets:
+        if self._launch is not None:
+            for key, value in sets.items():
+                launch_cycle.set_dotted(self._launch, key, value)
+        if self._insert and self._launch is not None:
+            starting, checkpoint = self._first_checkpoint()
+            self._launch["state_history"][-1]["checkpoint"] = checkpoint
+            launch_cycle.insert_launch(self.lp, self._launch)
+            self._insert = False
+            self._checkpointed = starting
+        elif sets:
             self.lp.update_launch(self.launch_id, sets)
+
+    def _first_checkpoint(self) -> tuple[int, dict[str, Any]]:
+        recovery = self.spec.get("_recovery") or {}
+        starting = int(recovery.get("_task_n") or 0) if recovery else 0
+        return starting, {
+            "_task_n": starting,
+            "_all_stored_data": dict(recovery.get("_all_stored_data") or {}),
+            "_all_update_spec": dict(recovery.get("_all_update_spec") or {}),
+            "_all_mod_spec": list(recovery.get("_all_mod_spec") or []),
+        }
+
+    def _complete(self, action: dict[str, Any], state: str) -> None:
+        if self._insert and self._launch is not None:
+            # Failed before the launch was written: write it, so the failure is recorded.
+            self._insert = False
+            launch_cycle.insert_launch(self.lp, self._launch)
+        if self._launch is None:
+            self.lp.complete_launch(self.launch_id, action, state)
+            return
+        states = launch_cycle.finish_launch(
+            self.lp, self.launch_id, action, state, launch_doc=self._launch, fw_doc=self.fw_doc
+        )
+        self._fw_state = states.get(self.fw_id)
 
     def _tracker_docs(self) -> list[dict[str, Any]]:
         out = []
@@ -361,6 +436,11 @@ class Rocket:
     def ping(self, checkpoint: Mapping[str, Any] | None = None) -> None:
         """Heartbeat (and checkpoint): stamp the launch's last state-history entry."""
         self.lp.ping_launch(self.launch_id, checkpoint)
+        if self._launch is not None and self._launch.get("state_history"):
+            last = self._launch["state_history"][-1]
+            last["updated_on"] = datetime.now(timezone.utc).isoformat()
+            if checkpoint is not None:
+                last["checkpoint"] = copy.deepcopy(dict(checkpoint))
         if self._trackers:
             self.lp.launches.update_one(
                 {"launch_id": self.launch_id, "state": st.RUNNING},
@@ -387,15 +467,21 @@ class Rocket:
     def _write_fw_json(self) -> None:
         # FireWorks writes the checked-out Firework (state RUNNING, launches as full launch
         # documents) as FW.json into the launch directory.
-        doc = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"_id": 0})
-        fw = dict(doc if doc is not None else self.fw_doc)
+        if self._launch is not None:
+            fw = dict(self.fw_doc)  # as claimed: RUNNING, listing this launch (no re-read)
+        else:
+            doc = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"_id": 0})
+            fw = dict(doc if doc is not None else self.fw_doc)
+        known = {self.launch_id: self._launch} if self._launch is not None else {}
         expanded: dict[str, list[dict[str, Any]]] = {}
         for key in ("launches", "archived_launches"):
             ids = list(fw.get(key) or [])
-            found: dict[int, dict[str, Any]] = {}
-            for d in self.lp.launches.find({"launch_id": {"$in": ids}}, {"_id": 0}):
-                d["action"] = self.lp.load_action(d)
-                found[d["launch_id"]] = d
+            found = {i: d for i, d in known.items() if i in ids and d is not None}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                for d in self.lp.launches.find({"launch_id": {"$in": missing}}, {"_id": 0}):
+                    d["action"] = self.lp.load_action(d)
+                    found[d["launch_id"]] = d
             expanded[key] = [found[i] for i in sorted(found)]
         # FireWorks' Firework.to_dict(): its keys and order, launches as Launch.to_dict().
         out = firework_to_dict(fw, expanded["launches"], expanded["archived_launches"])
@@ -432,7 +518,10 @@ class Rocket:
         return action
 
     def _result(self, state: str, action: FWAction, message: str, tb: str | None) -> RocketResult:
-        fw = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"state": 1, "_id": 0})
+        if self._fw_state is not None:
+            fw: Mapping[str, Any] | None = {"state": self._fw_state}
+        else:
+            fw = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"state": 1, "_id": 0})
         return RocketResult(
             fw_id=self.fw_id,
             name=self.fw_doc.get("name", "Unnamed FW"),
@@ -509,14 +598,16 @@ class Rocket:
             action = FWAction()
             for t_counter in range(starting, len(raw_tasks)):
                 task_dict = raw_tasks[t_counter]
-                self.ping(
-                    {
-                        "_task_n": t_counter,
-                        "_all_stored_data": all_stored_data,
-                        "_all_update_spec": all_update_spec,
-                        "_all_mod_spec": all_mod_spec,
-                    }
-                )
+                # The first checkpoint went in with the launch document.
+                if t_counter != self._checkpointed or self._trackers:
+                    self.ping(
+                        {
+                            "_task_n": t_counter,
+                            "_all_stored_data": all_stored_data,
+                            "_all_update_spec": all_update_spec,
+                            "_all_mod_spec": all_mod_spec,
+                        }
+                    )
                 try:
                     task = load_firetask(task_dict)
                     task_dict = task.to_dict()
@@ -541,7 +632,8 @@ class Rocket:
 
             stop.set()
             _stop_all(backgrounds)
-            self.ping()
+            if self._launch is None or self._trackers:
+                self.ping()  # the completion stamps the launch anyway; trackers need a tail
             for bg in backgrounds:
                 if bg.run_on_finish:
                     bg.run_once(copy.deepcopy(self.spec))
@@ -549,7 +641,7 @@ class Rocket:
             action.update_spec = all_update_spec
             action.mod_spec = all_mod_spec
             action = self._decorate(action, my_spec)
-            self.lp.complete_launch(self.launch_id, action.to_dict(), st.COMPLETED)
+            self._complete(action.to_dict(), st.COMPLETED)
             return self._result(st.COMPLETED, action, "", None)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -587,11 +679,12 @@ class Rocket:
             exit=True,
         )
         try:
-            self.ping()
+            if (self._launch is None or self._trackers) and not self._insert:
+                self.ping()
             action = self._decorate(action, self.spec)
         except Exception:
             logger.exception("launch %s: recording the failure's details failed", self.launch_id)
-        self.lp.complete_launch(self.launch_id, action.to_dict(), st.FIZZLED)
+        self._complete(action.to_dict(), st.FIZZLED)
         message = f"{type(exc).__name__}: {exc}".strip()
         return self._result(st.FIZZLED, action, message, tb)
 
@@ -674,7 +767,16 @@ def run_one(
         The outcome, or None when nothing was READY.
     """
     fworker = fworker or FWorker()
-    fw_doc, launch_id = checkout(lp, fworker, fw_id, launch_root=launch_root)
-    if fw_doc is None or launch_id is None:
+    got = claim_launch(lp, fworker, fw_id, launch_root=launch_root)
+    if got is None:
         return None
-    return Rocket(lp, fw_doc, launch_id, fworker=fworker, ping_secs=ping_secs).run()
+    fw_doc, launch_doc = got
+    return Rocket(
+        lp,
+        fw_doc,
+        int(launch_doc["launch_id"]),
+        fworker=fworker,
+        ping_secs=ping_secs,
+        launch_doc=launch_doc,
+        insert_launch=True,
+    ).run()

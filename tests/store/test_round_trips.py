@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from pymongo import monitoring
 
 from prefect_fireworks.core.models import Firework, Workflow
 from prefect_fireworks.runtime.launchpad import LaunchPad
-
 
 #: Connection handshake and authentication: not round trips of the operation measured.
 _HANDSHAKE = frozenset(
@@ -83,8 +83,65 @@ def test_completion_round_trips_do_not_depend_on_workflow_size(counted):
         return sum(n for name, n in listener.names.items() if name != "getMore")
 
     # The large root readies 599 children in the same number of round trips as the small
-    # one readies one: children are loaded and written in bulk.
+    # one readies one: children are loaded and written in bulk. (The first checkout of a
+    # process reserves a block of launch ids: done before counting.)
+    clp.checkout_fw(FWorker(), "/tmp")
     small, large = life(wf_small), life(wf_large)
     assert small == large
     assert large <= 20
     assert clp.fireworks.count_documents({"state": "READY", "name": {"$ne": "Unnamed FW"}}) == 600
+
+
+def chain(n: int) -> Workflow:
+    fws = [Firework([{"_fw_name": "PyTask", "func": "abs", "args": [0]}], name="c0")]
+    for i in range(1, n):
+        fws.append(
+            Firework(
+                [{"_fw_name": "PyTask", "func": "abs", "args": [i]}],
+                name=f"c{i}",
+                parents=[fws[-1]],
+            )
+        )
+    return Workflow(fws, name=f"chain {n}")
+
+
+def _lives(clp: LaunchPad, listener: Commands, root: Path, k: int) -> list[Counter[str]]:
+    from prefect_fireworks.runtime.rocket import run_one
+
+    out = []
+    for _ in range(k):
+        listener.names.clear()
+        res = run_one(clp, launch_root=root)
+        assert res is not None and res.state == "COMPLETED" and res.fw_state == "COMPLETED"
+        out.append(Counter({k: v for k, v in listener.names.items() if k != "getMore"}))
+    return out
+
+
+@pytest.mark.parametrize("size", [10, 1000, 10_000])
+def test_a_firework_life_is_seven_commands_at_any_workflow_size(counted, tmp_path, size):
+    """A Firework's life through the Rocket (``rlaunch singleshot``): the claim, the launch
+    insert, the workflow's cached state, the launch's end, the children's documents, the
+    Firework writes and the workflow's compare-and-swap; no findAndModify, no lock, no
+    re-read (docs/performance.md). The first life of a process also reserves a block of
+    launch ids and reads the workflow."""
+    clp, listener = counted
+    clp.add_wf(chain(size))
+    _lives(clp, listener, tmp_path, 1)  # warm: launch-id block, workflow read
+    # (each write of a 10,000-node workflow document costs seconds on the embedded server)
+    lives = _lives(clp, listener, tmp_path, 1 if size > 1000 else 3)
+    for life in lives:
+        assert sum(life.values()) == 7 and "findAndModify" not in life, life
+    wf = clp.workflows.find_one({}, {"state": 1, "fw_states": 1})
+    assert wf["state"] == "RUNNING"
+    states = Counter(wf["fw_states"].values())
+    done = 2 if size > 1000 else 4
+    assert states == {"COMPLETED": done, "READY": 1, "WAITING": size - done - 1}
+
+
+def test_a_leaf_life_is_six_commands(counted, tmp_path):
+    """A fan-out's children have no children to read: six commands each."""
+    clp, listener = counted
+    clp.add_wf(fan_out(50))
+    _lives(clp, listener, tmp_path, 1)  # the root readies the 49 children
+    for life in _lives(clp, listener, tmp_path, 5):
+        assert sum(life.values()) == 6 and "findAndModify" not in life, life
