@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks against FireWorks 2.1.4: ``python -m benchmarks run [--quick]``."""

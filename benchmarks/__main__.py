@@ -1,0 +1,72 @@
+"""``python -m benchmarks run [--quick] [--only a,b] [--no-write]``: FireWorks 2.1.4 vs this
+project, side by side on one embedded server with a Prefect server running.
+
+Writes the table and raw JSON into ``benchmarks/README.md`` (between the result markers) and
+``benchmarks/results/<date>[-quick].json``. ``--quick`` runs small sizes in a few minutes (a
+smoke check: it asserts outcomes, never times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.scenarios import SCENARIOS
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run the scenarios and write the results")
+    run.add_argument("--quick", action="store_true", help="small sizes (smoke check, ~3 min)")
+    run.add_argument("--only", help=f"comma list of scenarios: {', '.join(SCENARIOS)}")
+    run.add_argument("--no-write", action="store_true", help="print only; write no files")
+    args = ap.parse_args(argv)
+
+    names = list(SCENARIOS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+
+    from benchmarks.harness import Bench, table, write_results
+
+    started = time.time()
+    bench = Bench(quick=args.quick)
+    failed: list[str] = []
+    with bench.servers():
+        bench.log(f"servers up: MongoDB-wire 127.0.0.1:{bench.port}, Prefect {bench.prefect_url}")
+        for name in names:
+            bench.log(f"== {name}")
+            t0 = time.perf_counter()
+            try:
+                SCENARIOS[name](bench)
+            except Exception:
+                failed.append(name)
+                traceback.print_exc()
+            bench.log(f"   ({time.perf_counter() - t0:.1f} s)")
+    print()
+    print(table(bench.rows))
+    if not args.no_write:
+        command = "python -m benchmarks run" + (" --quick" if args.quick else "")
+        if args.only:
+            command += f" --only {args.only}"
+        path = write_results(bench, started, command, Path(__file__).parent)
+        print(f"\nwrote {path} and benchmarks/README.md")
+    if failed:
+        print(f"failed scenarios: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

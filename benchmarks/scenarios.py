@@ -1,0 +1,459 @@
+"""The scenarios: each builds fresh databases for FireWorks 2.1.4 and for this project on the
+same server, runs the same work with both, checks the outcome, and adds rows to the table."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from benchmarks.harness import Bench, Commands, Row, median_of
+
+TODAY = date.today().strftime("%Y-%m-%d")
+
+
+# -- workloads ------------------------------------------------------------------------------
+
+
+def _task(i: int) -> dict[str, Any]:
+    return {"_fw_name": "PyTask", "func": "abs", "args": [i]}
+
+
+def ours_chains(lp: Any, n_chains: int, length: int) -> list[int]:
+    """``n_chains`` workflows, each a chain of ``length`` trivial PyTask Fireworks; roots."""
+    from prefect_fireworks.core.models import Firework, Workflow
+
+    wfs = []
+    for c in range(n_chains):
+        fws = [Firework([_task(0)], name=f"c{c}-0")]
+        for i in range(1, length):
+            fws.append(Firework([_task(i)], name=f"c{c}-{i}", parents=[fws[-1]]))
+        wfs.append(Workflow(fws, name=f"chain {c}"))
+    maps = lp.bulk_add_wfs(wfs)
+    return [min(m.values()) for m in maps]
+
+
+def fireworks_chains(fw_lp: Any, n_chains: int, length: int) -> list[int]:
+    """The same chains added with FireWorks' own ``add_wf``."""
+    from fireworks import Firework, PyTask, Workflow
+
+    roots = []
+    for c in range(n_chains):
+        fws = [Firework([PyTask(func="abs", args=[0])], name=f"c{c}-0")]
+        for i in range(1, length):
+            fws.append(Firework([PyTask(func="abs", args=[i])], name=f"c{c}-{i}", parents=fws[-1]))
+        roots.append(min(fw_lp.add_wf(Workflow(fws, name=f"chain {c}")).values()))
+    return roots
+
+
+def _synthetic_launches(lp: Any, state: str, lo: int, hi: int) -> None:
+    """Give Fireworks lo..hi one launch each (launch_id = fw_id) in ``state``."""
+    from prefect_fireworks.core.models import FWAction, isoformat
+
+    now = isoformat()
+    batch: list[dict[str, Any]] = []
+    for i in range(lo, hi + 1):
+        action: dict[str, Any] = FWAction().to_dict()  # every key: FireWorks needs them all
+        if state == "FIZZLED":
+            action["stored_data"] = {"_exception": {"_stacktrace": f"ValueError: bad {i}"}}
+        batch.append(
+            {
+                "launch_id": i,
+                "fw_id": i,
+                "fworker": {"name": "bench", "category": "", "query": "{}", "env": {}},
+                "host": "bench",
+                "ip": "127.0.0.1",
+                "launch_dir": f"/scratch/bench/run_{i}",
+                "state": state,
+                "state_history": [
+                    {"state": "RUNNING", "created_on": now, "updated_on": now},
+                    {"state": state, "created_on": now},
+                ],
+                "trackers": [],
+                "action": action,
+                "time_start": now,
+                "time_end": now,
+                "runtime_secs": 0.0,
+            }
+        )
+        if len(batch) >= 5000:
+            lp.launches.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        lp.launches.insert_many(batch, ordered=False)
+    lp.fireworks.update_many(
+        {"fw_id": {"$gte": lo, "$lte": hi}}, [{"$set": {"launches": ["$fw_id"]}}]
+    )
+    lp.fw_id_assigner.update_one({"_id": -1}, {"$max": {"next_launch_id": hi + 1}})
+
+
+def fan_out_with_sink(lp: Any, n: int) -> tuple[int, int]:
+    """A COMPLETED root, ``n - 1`` children and a sink (with launches); returns (root, total)."""
+    from prefect_fireworks.core.models import Firework, Workflow
+
+    done = {"state": "COMPLETED"}
+    root = Firework([_task(0)], name="root", **done)
+    kids = [Firework([_task(i)], name=f"k{i}", parents=[root], **done) for i in range(1, n)]
+    sink = Firework([_task(n)], name="sink", parents=kids, **done)
+    ids = sorted(lp.add_wf(Workflow([root, *kids, sink], name=f"fan-out {n}")).values())
+    _synthetic_launches(lp, "COMPLETED", ids[0], ids[-1])
+    return ids[0], len(ids)
+
+
+def many_fizzled(lp: Any, n_wfs: int, per_wf: int, fizzled_every: int = 1) -> int:
+    """``n_wfs`` workflows of ``per_wf`` unlinked Fireworks, every ``fizzled_every``-th
+    FIZZLED, the rest COMPLETED, all with one launch; returns how many are FIZZLED."""
+    from prefect_fireworks.core.models import Firework, Workflow
+
+    nfizz = 0
+    k = 0
+    wfs = []
+    for w in range(n_wfs):
+        fws = []
+        for _ in range(per_wf):
+            fizz = k % fizzled_every == 0
+            nfizz += fizz
+            fws.append(Firework([_task(k)], name=f"f{k}", state="FIZZLED" if fizz else "COMPLETED"))
+            k += 1
+        wfs.append(Workflow(fws, name=f"wf {w}"))
+        if len(wfs) >= 100:
+            _add_with_launches(lp, wfs, fizzled_every)
+            wfs = []
+    if wfs:
+        _add_with_launches(lp, wfs, fizzled_every)
+    return nfizz
+
+
+def _add_with_launches(lp: Any, wfs: list[Any], fizzled_every: int) -> None:
+    maps = lp.bulk_add_wfs(wfs)
+    ids = sorted(i for m in maps for i in m.values())
+    lo, hi = ids[0], ids[-1]
+    if fizzled_every == 1:
+        _synthetic_launches(lp, "FIZZLED", lo, hi)
+        return
+    _synthetic_launches(lp, "COMPLETED", lo, hi)
+    fizzled = lp.fireworks.find(
+        {"fw_id": {"$gte": lo, "$lte": hi}, "state": "FIZZLED"}, {"fw_id": 1}
+    )
+    fids = [d["fw_id"] for d in fizzled]
+    lp.launches.update_many(
+        {"launch_id": {"$in": fids}},
+        {"$set": {"state": "FIZZLED", "state_history.1.state": "FIZZLED"}},
+    )
+
+
+def _states(coll: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in coll.find({}, {"state": 1, "_id": 0}):
+        out[d["state"]] = out.get(d["state"], 0) + 1
+    return out
+
+
+def _check(what: str, ok: bool, detail: Any) -> None:
+    if not ok:
+        raise AssertionError(f"{what}: unexpected outcome {detail}")
+
+
+def _drop(*lps: Any) -> None:
+    for lp in lps:
+        try:
+            client = getattr(lp, "client", None) or lp.connection
+            client.drop_database(lp.name)
+        except Exception:
+            pass
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+def launch(b: Bench) -> None:
+    """Whole commands: FireWorks' ``rlaunch rapidfire`` vs ``lpad rapidfire`` (Prefect up)."""
+    for n in (20,) if b.quick else (100, 1000):
+        chains = n // 10
+        fw_lp = b.fireworks("launch")
+        fireworks_chains(fw_lp, chains, 10)
+        t_fw = b.fw_rlaunch(fw_lp, "rapidfire", "--nlaunches", "0")
+        _check(
+            "FireWorks rapidfire",
+            _states(fw_lp.fireworks) == {"COMPLETED": n},
+            _states(fw_lp.fireworks),
+        )
+        lp = b.ours("launch")
+        ours_chains(lp, chains, 10)
+        t_ours = b.lpad(lp.name, "rapidfire")
+        _check("lpad rapidfire", _states(lp.fireworks) == {"COMPLETED": n}, _states(lp.fireworks))
+        b.add(
+            Row(
+                "launch: rapidfire, whole command",
+                f"{n} ({chains} chains of 10)",
+                t_fw * 1000 / n,
+                t_ours * 1000 / n,
+                "ms per Firework",
+                target="≥ 4x",
+                raw={"fireworks_s": t_fw, "ours_s": t_ours},
+            )
+        )
+        _drop(fw_lp, lp)
+
+
+def run_workflow(b: Bench) -> None:
+    """``lpad run_workflow`` (one command per workflow) vs ``lpad rapidfire`` per Firework."""
+    n = 20 if b.quick else 100
+    chains = n // 10
+    lp = b.ours("rapidfire")
+    ours_chains(lp, chains, 10)
+    t_rf = b.lpad(lp.name, "rapidfire")
+    lp2 = b.ours("run_wf")
+    roots = ours_chains(lp2, chains, 10)
+    t_wf = sum(b.lpad(lp2.name, "run_workflow", str(r)) for r in roots)
+    _check("run_workflow", _states(lp2.fireworks) == {"COMPLETED": n}, _states(lp2.fireworks))
+    b.add(
+        Row(
+            "run_workflow vs rapidfire, whole commands",
+            f"{n} ({chains} workflows of 10)",
+            t_rf * 1000 / n,
+            t_wf * 1000 / n,
+            "ms per Firework",
+            baseline="lpad rapidfire",
+            target="≥ 0.83x (run_workflow ≤ 1.2x rapidfire)",
+            raw={"rapidfire_s": t_rf, "run_workflow_s": t_wf},
+        )
+    )
+    _drop(lp, lp2)
+
+
+@contextmanager
+def _in_tmpdir() -> Any:
+    old = os.getcwd()
+    d = tempfile.mkdtemp(prefix="bench-launch-")
+    os.chdir(d)
+    try:
+        yield d
+    finally:
+        os.chdir(old)
+
+
+def round_trips(b: Bench) -> None:
+    """Commands and time per Firework life (store level, no Prefect) in chains of 10/1k/10k."""
+    from fireworks import FWorker as FWFWorker
+    from fireworks.core.rocket_launcher import launch_rocket
+
+    from prefect_fireworks.runtime.rocket import run_one
+    from prefect_fireworks.store.launchpad import FWorker
+
+    for size in (10, 200) if b.quick else (10, 1000, 10000):
+        lives = 3 if size >= 10000 else 5
+        fl = Commands()
+        fw_lp = b.fireworks("rt", fl)
+        fireworks_chains(fw_lp, 1, size)
+        fl.count.clear()
+        with _in_tmpdir():
+            t0 = time.perf_counter()
+            for _ in range(lives):  # the chain's one READY Firework, as rlaunch singleshot
+                launch_rocket(fw_lp, FWFWorker(), strm_lvl="ERROR")
+            t_fw = time.perf_counter() - t0
+        fw_cmds = fl.total / lives
+        _check(
+            "FireWorks lives", fw_lp.fireworks.count_documents({"state": "COMPLETED"}) == lives, ""
+        )
+        ol = Commands()
+        lp = b.ours("rt", ol)
+        ours_chains(lp, 1, size)
+        ol.count.clear()
+        with _in_tmpdir() as d:
+            t0 = time.perf_counter()
+            for _ in range(lives):
+                res = run_one(lp, FWorker(), launch_root=d)
+                _check("run_one", res is not None and res.state == "COMPLETED", res)
+            t_ours = time.perf_counter() - t0
+        ours_cmds = ol.total / lives
+        _check("our lives", lp.fireworks.count_documents({"state": "COMPLETED"}) == lives, "")
+        raw = {
+            "fireworks_commands": dict(fl.count),
+            "ours_commands": dict(ol.count),
+            "lives": lives,
+        }
+        b.add(
+            Row("round trips per Firework life", f"chain of {size:,}", fw_cmds, ours_cmds,
+                "MongoDB commands", target="≤ 6, same at every size", raw=raw)
+        )  # fmt: skip
+        b.add(
+            Row("time per Firework life (store only)", f"chain of {size:,}",
+                t_fw * 1000 / lives, t_ours * 1000 / lives, "ms per Firework")
+        )  # fmt: skip
+        _drop(fw_lp, lp)
+
+
+def workers(b: Bench) -> None:
+    """Throughput with 1, 2, 4, 8 concurrent launcher processes on the same LaunchPad."""
+    n = 20 if b.quick else 200
+    import sys
+
+    from benchmarks.harness import FIREWORKS_RLAUNCH
+
+    lpad = os.path.join(os.path.dirname(sys.executable), "lpad")
+    for k in (1, 2) if b.quick else (1, 2, 4, 8):
+        fw_lp = b.fireworks("wk")
+        fireworks_chains(fw_lp, n // 10, 10)
+        cmd = [sys.executable, "-c", FIREWORKS_RLAUNCH, "-l", str(b.fw_file(fw_lp)), "rapidfire"]
+        t_fw = _parallel(b, [cmd] * k, b.base_env())
+        _check(
+            "FireWorks workers",
+            _states(fw_lp.fireworks) == {"COMPLETED": n},
+            _states(fw_lp.fireworks),
+        )
+        lp = b.ours("wk")
+        ours_chains(lp, n // 10, 10)
+        t_ours = _parallel(b, [[lpad, "rapidfire"]] * k, b.env_ours(lp.name))
+        _check("lpad workers", _states(lp.fireworks) == {"COMPLETED": n}, _states(lp.fireworks))
+        b.add(
+            Row("workers: concurrent rapidfire processes", f"{k} x ({n} Fireworks)",
+                n / t_fw, n / t_ours, "Fireworks per second", better="higher",
+                target="more workers never slower than one",
+                raw={"fireworks_s": t_fw, "ours_s": t_ours})
+        )  # fmt: skip
+        _drop(fw_lp, lp)
+
+
+def _parallel(b: Bench, cmds: Sequence[Sequence[str]], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    procs = [b.popen(c, env) for c in cmds]
+    errs = []
+    for p in procs:
+        _, err = p.communicate(timeout=3600)
+        if p.returncode not in (0, 1):
+            errs.append(err.decode(errors="replace")[-800:])
+    dt = time.perf_counter() - t0
+    if errs:
+        raise RuntimeError("worker failed:\n" + errs[0])
+    return dt
+
+
+def rerun_fan_out(b: Bench) -> None:
+    """``rerun_fws -i <root>`` of a COMPLETED fan-out with a sink, both tools' ``lpad``."""
+    for n in (101,) if b.quick else (1001, 3001):
+        fw_lp = b.fireworks("rr")
+        from prefect_fireworks.store.launchpad import LaunchPad
+
+        writer = LaunchPad.from_uri(b.uri, name=fw_lp.name)  # same schema, written once
+        fw_root, total = fan_out_with_sink(writer, n)
+        writer.close()
+        t_fw = b.fw_lpad(fw_lp, "rerun_fws", "-i", str(fw_root))
+        lp = b.ours("rr")
+        root, _ = fan_out_with_sink(lp, n)
+        t_ours = b.lpad(lp.name, "rerun_fws", "-i", str(root))
+        for who, coll in (("FireWorks", fw_lp.fireworks), ("ours", lp.fireworks)):
+            got = _states(coll)
+            _check(f"{who} rerun", got == {"READY": 1, "WAITING": total - 1}, got)
+        b.add(
+            Row("rerun the root of a fan-out with a sink (lpad)", f"{n:,} + sink",
+                t_fw, t_ours, "s, whole command", target="≥ 30x" if n < 2000 else "≥ 100x")
+        )  # fmt: skip
+        _drop(fw_lp, lp)
+
+
+def rerun_huge(b: Bench) -> None:
+    """``lpad rerun_fws -i <root>`` of a 100,000-Firework fan-out (ours only)."""
+    n = 2001 if b.quick else 100_000
+    lp = b.ours("huge")
+    root, total = fan_out_with_sink(lp, n - 1)
+    t = b.lpad(lp.name, "rerun_fws", "-i", str(root))
+    got = _states(lp.fireworks)
+    _check("huge rerun", got == {"READY": 1, "WAITING": total - 1}, got)
+    b.add(
+        Row("rerun the root of one huge workflow (lpad)", f"{total:,}", None, t,
+            "s, whole command", target="< 60 s", note="(FireWorks not run at this size)")
+    )  # fmt: skip
+    _drop(lp)
+
+
+def rerun_fizzled(b: Bench) -> None:
+    """``lpad rerun_fws -s FIZZLED`` over many FIZZLED Fireworks in many workflows."""
+    n_wfs = 20 if b.quick else 1000
+    fw_lp = b.fireworks("fz")
+    from prefect_fireworks.store.launchpad import LaunchPad
+
+    writer = LaunchPad.from_uri(b.uri, name=fw_lp.name)
+    nfizz = many_fizzled(writer, n_wfs, 10)
+    writer.close()
+    fw_t: float | None
+    try:
+        fw_t = b.fw_lpad(fw_lp, "rerun_fws", "-s", "FIZZLED", "--password", TODAY, timeout=1800)
+        got = _states(fw_lp.fireworks)
+        _check("FireWorks rerun -s FIZZLED", got == {"READY": nfizz}, got)
+        note = ""
+    except Exception as exc:  # a timeout is a result too
+        fw_t, note = None, f"(FireWorks: {type(exc).__name__})"
+    lp = b.ours("fz")
+    many_fizzled(lp, n_wfs, 10)
+    t = b.lpad(lp.name, "rerun_fws", "-s", "FIZZLED", "--password", TODAY)
+    got = _states(lp.fireworks)
+    _check("rerun -s FIZZLED", got == {"READY": nfizz}, got)
+    b.add(
+        Row("rerun_fws -s FIZZLED (lpad)", f"{nfizz:,} in {n_wfs:,} workflows", fw_t, t,
+            "s, whole command", target="< 15 s", note=note)
+    )  # fmt: skip
+    _drop(fw_lp, lp)
+
+
+def previews(b: Bench) -> None:
+    """Read-only previews over many Fireworks: count by state, and a launches-mode $regex."""
+    n = 2000 if b.quick else 100_000
+    lp = b.ours("pv")
+    nfizz = many_fizzled(lp, n // 100, 100, fizzled_every=10)
+
+    class _Named:  # FireWorks' lpad reads the same database
+        name = lp.name
+
+    cases: list[tuple[str, list[str], Callable[[str], bool]]] = [
+        (
+            "get_fws -s FIZZLED -d count",
+            ["get_fws", "-s", "FIZZLED", "-d", "count"],
+            lambda o: True,
+        ),
+        (
+            "get_fws -lm -q {launch_dir: {$regex}} -d count",
+            ["get_fws", "-lm", "-q", '{"launch_dir": {"$regex": "run_1.*7$"}}', "-d", "count"],
+            lambda o: True,
+        ),
+    ]
+    for label, args, _ in cases:
+        reps = 3
+        t_fw = median_of([b.fw_lpad(_Named, *args) for _ in range(reps)])
+        t_ours = median_of([b.lpad(lp.name, *args) for _ in range(reps)])
+        b.add(
+            Row(f"preview: {label}", f"{n:,} Fireworks ({nfizz:,} FIZZLED)", t_fw, t_ours,
+                "s, whole command", target="< 2 s")
+        )  # fmt: skip
+    _drop(lp)
+
+
+def startup(b: Bench) -> None:
+    """``lpad`` start-up: a read command on an empty LaunchPad (median of several)."""
+    lp = b.ours("su")
+    fw_lp = b.fireworks("su")
+    reps = 3 if b.quick else 7
+    t_fw = median_of([b.fw_lpad(fw_lp, "get_wflows", "-d", "count") for _ in range(reps)])
+    t_ours = median_of([b.lpad(lp.name, "get_wflows", "-d", "count") for _ in range(reps)])
+    b.add(
+        Row("lpad start-up: get_wflows -d count", "empty LaunchPad", t_fw, t_ours,
+            "s, whole command", target="≤ 0.3 s")
+    )  # fmt: skip
+    _drop(fw_lp, lp)
+
+
+SCENARIOS: dict[str, Callable[[Bench], None]] = {
+    "startup": startup,
+    "round_trips": round_trips,
+    "launch": launch,
+    "run_workflow": run_workflow,
+    "workers": workers,
+    "rerun_fan_out": rerun_fan_out,
+    "rerun_huge": rerun_huge,
+    "rerun_fizzled": rerun_fizzled,
+    "previews": previews,
+}
