@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -262,6 +262,27 @@ def delete_wflows(
     )
 
 
+def _crash_prefect_runs(lp: Any, launch_ids: list[int]) -> dict[str, list[str]] | None:
+    """Mark the Prefect runs of the lost launches Crashed; a warning line if Prefect is away."""
+    if not launch_ids:
+        return None
+    try:
+        from prefect_fireworks.prefect.crashed_runs import mark_crashed
+
+        crashed = mark_crashed(lp, launch_ids)
+    except Exception as exc:  # the LaunchPad is fixed already: Prefect's view is secondary
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        OUT.info(f"Warning: could not mark the Prefect runs of the lost launches Crashed: {reason}")
+        return None
+    n = len(crashed["task_runs"]) + len(crashed["flow_runs"])
+    if n:
+        OUT.info(
+            f"Marked Crashed: {len(crashed['task_runs'])} Prefect task runs, "
+            f"{len(crashed['flow_runs'])} flow runs"
+        )
+    return crashed
+
+
 @command(app, "detect_lostruns")
 def detect_lostruns(
     time_: Annotated[
@@ -315,8 +336,9 @@ def detect_lostruns(
         query=q,
         launch_query=lq,
     )
+    crashed = _crash_prefect_runs(lp, res.lost_launch_ids) if (fizzle or rerun) else None
     if as_json:
-        OUT.json(res.to_dict())
+        OUT.json({**res.to_dict(), **({"crashed_prefect_runs": crashed} if crashed else {})})
         return
     OUT.text(f"Detected {len(res.lost_launch_ids)} lost launches: {res.lost_launch_ids}")
     OUT.text(f"Detected {len(res.lost_fw_ids)} lost FWs: {res.lost_fw_ids}")

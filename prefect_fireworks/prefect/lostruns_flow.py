@@ -12,6 +12,7 @@ from prefect_fireworks.ops.lostruns import detect_lostruns as detect
 from prefect_fireworks.ops.selection import parse_query
 from prefect_fireworks.ops.workflows import wf_ids_containing
 from prefect_fireworks.prefect.blocks import load_launchpad
+from prefect_fireworks.prefect.crashed_runs import mark_crashed
 from prefect_fireworks.prefect.rerun_flow import run_workflows
 
 __all__ = ["detect_lostruns"]
@@ -61,6 +62,9 @@ def detect_lostruns(
     try:
         data = detect(lp, **kwargs).to_dict()
         wf_ids = wf_ids_containing(lp, data.get("rerun") or [])
+        if (fizzle or rerun) and data["lost_launch_ids"]:
+            # Their worker is gone: nobody else will end their task and flow runs.
+            data["crashed_prefect_runs"] = mark_crashed(lp, data["lost_launch_ids"])
     finally:
         lp.close()
     logger.info(

@@ -93,3 +93,44 @@ def test_script_child_dies_with_a_killed_worker(
     wait_for(lambda: not _alive(child), timeout=30)  # at once, in fact
     time.sleep(4)  # longer than the child's sleep: had it survived, it would have written
     assert not (tmp_path / "side_effect").exists()
+
+
+def test_detect_lostruns_marks_the_prefect_runs_of_a_killed_worker_crashed(
+    lp: Any,
+    spawn: Any,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    wait_for: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    request.getfixturevalue("prefect_harness")
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    cli_env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    lp.add_wf(_slow_side_effect(tmp_path, use_shell=True))
+    proc = spawn("lpad", "rapidfire", "--sleep", "0", "--launch-root", str(tmp_path / "l"))
+    pid_file = tmp_path / "child.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=120)
+    launch = wait_for(lambda: lp.launches.find_one({"prefect.flow_run_id": {"$exists": True}}))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+    det = spawn("lpad", "detect_lostruns", "--time", "0", "--fizzle")
+    out, err = det.communicate(timeout=300)
+    assert det.returncode == 0, err
+    assert f"lost launches: [{launch['launch_id']}]" in out
+    assert "Prefect task runs, 1 flow runs" in err, err
+
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(launch["prefect"]["flow_run_id"])
+        try:  # a task run reaches the API through events the killed worker may not have sent
+            task_run = client.read_task_run(launch["prefect"]["task_run_id"])
+        except ObjectNotFound:
+            task_run = None
+    assert flow_run.state is not None and flow_run.state.is_crashed()
+    assert f"launch {launch['launch_id']}" in (flow_run.state.message or "")
+    if task_run is not None:
+        assert task_run.state is not None and task_run.state.is_crashed()
