@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.ops.roots import root_failures
+from prefect_fireworks.store.idranges import find_by_ids
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -258,10 +259,11 @@ def error_groups(lp: LaunchPad, fw_ids: Iterable[int]) -> list[ErrorGroup]:
     ids = sorted({int(i) for i in fw_ids})
     if not ids:
         return []
+    # id ranges, not $in (which costs O(n^2) on the embedded server; see store/idranges.py)
     fws = {
         d["fw_id"]: d
-        for d in lp.fireworks.find(
-            {"fw_id": {"$in": ids}}, {"_id": 0, "fw_id": 1, "name": 1, "launches": 1}
+        for d in find_by_ids(
+            lp.fireworks, "fw_id", ids, {"_id": 0, "fw_id": 1, "name": 1, "launches": 1}
         )
     }
     launch_ids = sorted({lid for d in fws.values() for lid in d.get("launches") or []})
@@ -277,8 +279,9 @@ def error_groups(lp: LaunchPad, fw_ids: Iterable[int]) -> list[ErrorGroup]:
             _EXC_KEY: 1,
             "action.stored_data._message": 1,
         }
-        for lch in lp.launches.find({"launch_id": {"$in": launch_ids}, "state": st.FIZZLED}, proj):
-            failed[lch["launch_id"]] = lch
+        for lch in find_by_ids(lp.launches, "launch_id", launch_ids, proj):
+            if lch.get("state") == st.FIZZLED:
+                failed[lch["launch_id"]] = lch
     chosen: dict[int, dict[str, Any]] = {}
     for fw_id, doc in fws.items():
         mine = [failed[lid] for lid in doc.get("launches") or [] if lid in failed]
