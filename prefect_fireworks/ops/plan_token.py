@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect_fireworks.store.idranges import find_by_ids
+
 if TYPE_CHECKING:
     from prefect_fireworks.ops.rerun_plan import RerunPlan
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -56,8 +58,12 @@ def fingerprints(lp: LaunchPad, fw_ids: Iterable[int]) -> dict[int, Fingerprint]
     out: dict[int, Fingerprint] = {}
     if not ids:
         return out
-    for d in lp.fireworks.find(
-        {"fw_id": {"$in": ids}},
+    # Ranges of consecutive ids, not $in: $in over n ids costs O(n^2) on the embedded server
+    # (1,002 ids: ~10 s on a busy 2-core machine, against ~0.3 s as ranges).
+    for d in find_by_ids(
+        lp.fireworks,
+        "fw_id",
+        ids,
         {"_id": 0, "fw_id": 1, "state": 1, "launches": 1, "archived_launches": 1},
     ):
         out[int(d["fw_id"])] = {
