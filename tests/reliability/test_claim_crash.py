@@ -11,7 +11,8 @@ import pytest
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.models import Firework, Workflow
 
-pytestmark = pytest.mark.reliability
+# Real processes on a shared machine: well beyond the suite's 600 s default.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(3600)]
 
 
 def _add(lp, log, n=3):

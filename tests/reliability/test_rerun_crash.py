@@ -28,7 +28,8 @@ from prefect_fireworks.ops.selection import Selector
 from prefect_fireworks.store.intents import INTENTS_COLLECTION
 from prefect_fireworks.store.launchpad import LaunchPad
 
-pytestmark = pytest.mark.reliability
+# Real processes on a shared machine: well beyond the suite's 600 s default.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(3600)]
 
 #: The issue's size, for one kill point; the other points use SMALL (same code paths).
 N = int(os.environ.get("RELIABILITY_RERUN_FIREWORKS", "5000"))

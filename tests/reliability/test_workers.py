@@ -24,7 +24,8 @@ from prefect_fireworks.core import states as st
 from prefect_fireworks.core.models import Firework, Workflow
 from prefect_fireworks.ops.check import check
 
-pytestmark = pytest.mark.reliability
+# Real processes on a shared machine: well beyond the suite's 600 s default.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(3600)]
 
 N_WORKERS = int(os.environ.get("RELIABILITY_WORKERS", "8"))
 N_FIREWORKS = int(os.environ.get("RELIABILITY_FIREWORKS", "2000"))
