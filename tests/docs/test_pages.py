@@ -137,7 +137,7 @@ def run_page(page: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_pages_have_their_promised_content():
     rerun = (DOCS / "rerun.md").read_text()
     for needle in (
-        "WARNING",
+        "!!! warning",
         "-lm",
         "--task-level",
         "--copy-data",
