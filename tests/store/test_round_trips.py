@@ -117,7 +117,10 @@ def _lives(clp: LaunchPad, listener: Commands, root: Path, k: int) -> list[Count
     return out
 
 
-@pytest.mark.parametrize("size", [10, 1000, 10_000])
+# 10,000 passes too (7 commands) but takes minutes on the embedded server (every write of a
+# 10,000-node workflow document costs seconds, and so does the teardown's admin check): the
+# benchmark (python -m benchmarks run --only round_trips) counts it.
+@pytest.mark.parametrize("size", [10, 1000])
 def test_a_firework_life_is_seven_commands_at_any_workflow_size(counted, tmp_path, size):
     """A Firework's life through the Rocket (``rlaunch singleshot``): the claim, the launch
     insert, the workflow's cached state, the launch's end, the children's documents, the
@@ -127,15 +130,13 @@ def test_a_firework_life_is_seven_commands_at_any_workflow_size(counted, tmp_pat
     clp, listener = counted
     clp.add_wf(chain(size))
     _lives(clp, listener, tmp_path, 1)  # warm: launch-id block, workflow read
-    # (each write of a 10,000-node workflow document costs seconds on the embedded server)
-    lives = _lives(clp, listener, tmp_path, 1 if size > 1000 else 3)
+    lives = _lives(clp, listener, tmp_path, 3)
     for life in lives:
         assert sum(life.values()) == 7 and "findAndModify" not in life, life
     wf = clp.workflows.find_one({}, {"state": 1, "fw_states": 1})
     assert wf["state"] == "RUNNING"
     states = Counter(wf["fw_states"].values())
-    done = 2 if size > 1000 else 4
-    assert states == {"COMPLETED": done, "READY": 1, "WAITING": size - done - 1}
+    assert states == {"COMPLETED": 4, "READY": 1, "WAITING": size - 5}
 
 
 def test_a_leaf_life_is_six_commands(counted, tmp_path):
