@@ -26,6 +26,8 @@ from prefect_fireworks.core.models import Firework, Workflow
 from prefect_fireworks.store.launchpad import LaunchPad
 
 WORKFLOW_NAME = "quickstart"
+#: Settings that point at a MongoDB of one's own (else the embedded server is used).
+_CONFIGURED = ("MONGODB_URI", "LAUNCHPAD_FILE", "BLOCK")
 
 
 def build_workflow(workdir: Path) -> Workflow:
@@ -144,11 +146,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fw-quickstart-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
+    embedded = not any(os.environ.get(f"PREFECT_INTEGRATIONS_FIREWORKS_{k}") for k in _CONFIGURED)
+    if embedded:
+        print("0. Connecting to the LaunchPad: the embedded MongoDB-wire server (on first use)")
     lp = LaunchPad.auto_load()
     lp.ensure_initialized()
     wf_id = add_workflow(lp, workdir)
     print(f"1. Added workflow {WORKFLOW_NAME!r}: fw_ids {lp.get_wf_doc(wf_id)['nodes']}")
 
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "   Running it in Prefect. No PREFECT_API_URL is set, so Prefect starts a local API "
+            "server first (about 15 s)...",
+            flush=True,
+        )
     state = run(wf_id, workdir / "launches")
     print(f"2. Flow run finished: {state.name} - {state.message}")
     fizzled = fizzled_fireworks(lp, wf_id)
@@ -177,6 +188,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"4. Flow run finished: {final.name} - {final.message}")
     print(f"   workflow state: {result['workflow_state']}")
     print(f"   Firework {fw_id}: {json.dumps(result['rerun'])}")
+    if embedded:
+        print(
+            "The embedded MongoDB-wire server keeps running in the background, so lpad sees the "
+            "same LaunchPad (`lpad server status`); stop it with `lpad server stop`."
+        )
     print(
         "See both flow runs in Prefect: `prefect flow-run ls` (or `prefect server start` and "
         "open the UI); the LaunchPad: `lpad get_wflows -t`, `lpad get_fws -i "
