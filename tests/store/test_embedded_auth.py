@@ -106,7 +106,7 @@ def test_lpad_never_prints_the_password(home: Path) -> None:
     outputs = [
         _lpad(home, "server", "status"),
         _lpad(home, "server", "status", "--json"),
-        _lpad(home, "server", "start"),
+        _lpad(home, "server", "start", "--no-prefect"),
         _lpad(home, "get_fws"),
     ]
     for result in outputs:
