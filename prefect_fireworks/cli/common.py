@@ -22,12 +22,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+# ENV_PREFIX is re-exported for the option definitions of app.py and rlaunch.py.
+from prefect_fireworks.core.settings import ENV_PREFIX as ENV_PREFIX
+
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-ENV_PREFIX = "PREFECT_INTEGRATIONS_FIREWORKS_"
 
 # -- option types (defined once, reused by every command that selects Fireworks) -------------
 FwIdsOpt = Annotated[
