@@ -118,11 +118,12 @@ class FireworksDB:
         self.close()
 
     # -- ids -------------------------------------------------------------------------------
-    def reserve_fw_ids(self, n: int) -> int:
-        """Reserve ``n`` consecutive fw_ids; returns the first."""
+    def reserve_fw_ids(self, n: int, current: int | None = None) -> int:
+        """Reserve ``n`` consecutive fw_ids (``current``: the counter as just read); returns
+        the first."""
         if n <= 0:
             return 0
-        return ids.reserve(self.fw_id_assigner, ids.FW_ID_FIELD, n)
+        return ids.reserve(self.fw_id_assigner, ids.FW_ID_FIELD, n, current)
 
     def get_new_launch_id(self) -> int:
         """Reserve one launch id."""

@@ -115,6 +115,11 @@ class ReadyHints:
         with self._lock:
             self._docs.pop(fw_id, None)
 
+    def clear(self) -> None:
+        """Forget every hint: the next claim asks the database (FireWorks' launch order)."""
+        with self._lock:
+            self._docs.clear()
+
     def ranked(self, key: str | None = None) -> list[dict[str, Any]]:
         """Hinted documents (readied ones, and ``key``'s leftovers), best first (priority,
         then fw_id, as the candidate query)."""
@@ -533,6 +538,9 @@ def finish_launch(
         fw_ids = [
             d["fw_id"] for d in lp.fireworks.find({"launches": launch_id}, {"fw_id": 1, "_id": 0})
         ]
+    # The locked path may ready Fireworks (FWActions, several parents) that were never hinted:
+    # hints alone could then launch a worse-ranked Firework before them.
+    hints(lp).clear()
     out: dict[int, str] = {}
     for fid in fw_ids:
         with lp.edit_workflow(fid) as ed:

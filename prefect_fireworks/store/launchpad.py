@@ -118,12 +118,13 @@ class LaunchPad(FireworksDB):
         total = sum(len(wf.fws) for wf in wfs2)
         # Every document is built and checked (size, depth, keys) before an id is reserved,
         # with the ids it will most likely get: a refused write must leave nothing behind.
-        peek = self.fw_id_assigner.find_one({"_id": -1}, {"next_fw_id": 1}) or {}
-        guess = int(peek.get("next_fw_id", 1))
-        pre = adding.build_documents(wfs2, guess)
+        peek = self.fw_id_assigner.find_one({"_id": -1}, {"next_fw_id": 1})
+        guess = int(peek["next_fw_id"]) if peek else None
+        pre = adding.build_documents(wfs2, guess or 1)
         validation.check_new_documents(pre.fireworks, pre.workflows)
         del pre
-        first = self.reserve_fw_ids(total)
+        # The counter just read is the first compare-and-swap's expected value (no second read).
+        first = self.reserve_fw_ids(total, guess)
         docs = adding.build_documents(wfs2, first)
         try:
             if first != guess:
