@@ -31,16 +31,7 @@ def fw_display(lp: LaunchPad, doc: Mapping[str, Any], fmt: str) -> dict[str, Any
     if fmt == "reservations":
         return _with_reservations(lp, doc)
     want = {"more": ("launches",), "all": ("launches", "archived_launches")}.get(fmt, ())
-    expanded: dict[str, list[dict[str, Any]]] = {"launches": [], "archived_launches": []}
-    ids = [i for key in want for i in doc.get(key) or []]
-    if ids:
-        found = {}
-        for lch in find_by_ids(lp.launches, "launch_id", ids, {"_id": 0}):
-            lch["action"] = lp.load_action(lch)
-            found[lch["launch_id"]] = lch
-        for key in want:
-            expanded[key] = [found[i] for i in sorted(doc.get(key) or []) if i in found]
-    d = firework_to_dict(doc, expanded["launches"], expanded["archived_launches"])
+    d = firework_dict(lp, doc, want)
     d["state"] = d.get("state", "WAITING")
     if fmt == "all":
         # Fields of this package FireWorks does not know (rerun_history, ...) come last.
@@ -51,6 +42,25 @@ def fw_display(lp: LaunchPad, doc: Mapping[str, Any], fmt: str) -> dict[str, Any
     if fmt == "less":
         d.pop("launches", None)
     return d
+
+
+def firework_dict(
+    lp: LaunchPad,
+    doc: Mapping[str, Any],
+    want: tuple[str, ...] = ("launches", "archived_launches"),
+) -> dict[str, Any]:
+    """FireWorks' ``Firework.to_dict()`` of a document, the launch lists in ``want`` expanded
+    to launch objects (one ranged read of the launches)."""
+    expanded: dict[str, list[dict[str, Any]]] = {"launches": [], "archived_launches": []}
+    ids = [i for key in want for i in doc.get(key) or []]
+    if ids:
+        found = {}
+        for lch in find_by_ids(lp.launches, "launch_id", ids, {"_id": 0}):
+            lch["action"] = lp.load_action(lch)
+            found[lch["launch_id"]] = lch
+        for key in want:
+            expanded[key] = [found[i] for i in sorted(doc.get(key) or []) if i in found]
+    return firework_to_dict(doc, expanded["launches"], expanded["archived_launches"])
 
 
 def _with_reservations(lp: LaunchPad, doc: Mapping[str, Any]) -> dict[str, Any]:

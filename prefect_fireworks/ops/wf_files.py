@@ -11,11 +11,16 @@ Firetask and link checked before anything is written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 from prefect_fireworks.core.models import Workflow
+from prefect_fireworks.ops.views import firework_dict
+from prefect_fireworks.store.idranges import find_by_ids
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -70,8 +75,16 @@ def dump_wflow(lp: LaunchPad, fw_id: int, wf_file: str | Path) -> Path:
     """
     path = Path(wf_file)
     wf = lp.get_wf_by_fw_id(fw_id)
+    # FireWorks' Workflow.to_dict(): each Firework with its launches as launch objects.
+    d = wf.to_dict()
+    stored = find_by_ids(lp.fireworks, "fw_id", [f.fw_id for f in wf.fws], {"_id": 0})
+    docs = {fw["fw_id"]: fw for fw in stored}
+    d["fws"] = [firework_dict(lp, docs[f["fw_id"]]) if f["fw_id"] in docs else f for f in d["fws"]]
     try:
-        wf.to_file(path)
+        if path.suffix.lower() == ".json":
+            path.write_text(json.dumps(d, indent=2, default=str))
+        else:
+            path.write_text(yaml.safe_dump(d, sort_keys=False))
     except OSError as exc:
         raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

@@ -84,6 +84,13 @@ class LaunchIdBlock:
             self._next += 1
             return lid
 
+    def give_back(self, lid: int) -> None:
+        """Return the id just taken by a claim that did not happen, so launch ids stay
+        consecutive as in FireWorks (which takes one only for a claimed Firework)."""
+        with self._lock:
+            if lid == self._next - 1:
+                self._next = lid
+
 
 class ReadyHints:
     """Documents of Fireworks this process saw READY (from a completion or a candidate query).
@@ -312,8 +319,10 @@ def _claim_doc(
     except pymongo.errors.OperationFailure:
         # the server cannot update this document: leave it to `lpad admin check`, run others
         _unusable(lp).add(doc["fw_id"])
+        _state_of(lp)[0].give_back(launch_id)
         return None
     if res.modified_count != 1:
+        _state_of(lp)[0].give_back(launch_id)
         return None
     # A process killed here leaves a claimed Firework listing a launch id with no launch
     # document: ``lpad admin check`` (orphan_claim) and ``detect_lostruns`` find it.
@@ -369,6 +378,7 @@ def checkout_launch(
             before = {**fw, "launches": [i for i in fw["launches"] if i != launch_id]}
             if _launches._steal_launches(lp, before):
                 lp.fireworks.update_one({"fw_id": fw["fw_id"]}, {"$pull": {"launches": launch_id}})
+                _state_of(lp)[0].give_back(launch_id)  # FireWorks takes no launch id here
                 if fw_id is not None:
                     return None
                 continue
