@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterTaskRunId,
 )
+from prefect.logging.handlers import APILogWorker
 
 from prefect_fireworks import Firework, FireworksLaunchPad, ScriptTask, Workflow
 from prefect_fireworks.core import states as st
@@ -90,6 +91,8 @@ def test_failed_script_says_why_in_the_task_log_and_the_launch_artifact(
     assert state.name == "Fizzled"
     (launch,) = lp.launches.find({"fw_id": fw_id})
     task_run_id = launch["prefect"]["task_run_id"]
+    # Logs reach the API in batches from a background worker: send what is queued first.
+    APILogWorker.drain_all(timeout=30)
     with get_client(sync_client=True) as client:
         logs = client.read_logs(
             log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[uuid.UUID(task_run_id)]))
