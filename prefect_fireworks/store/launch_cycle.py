@@ -245,6 +245,10 @@ def claim(
         got = _claim_doc(lp, fworker, doc, state)
         if got is not None:
             return got
+        # A stale hint: the others may be stale too, and a Firework readied elsewhere may
+        # rank first. Ask the database (FireWorks' order: priority, then fw_id).
+        hinted.clear()
+        break
     for _ in range(100):
         bad = _unusable(lp)
         query = {"$and": [base, {"fw_id": {"$nin": sorted(bad)}}]} if bad else base
@@ -548,9 +552,6 @@ def finish_launch(
         fw_ids = [
             d["fw_id"] for d in lp.fireworks.find({"launches": launch_id}, {"fw_id": 1, "_id": 0})
         ]
-    # The locked path may ready Fireworks (FWActions, several parents) that were never hinted:
-    # hints alone could then launch a worse-ranked Firework before them.
-    hints(lp).clear()
     out: dict[int, str] = {}
     for fid in fw_ids:
         with lp.edit_workflow(fid) as ed:
@@ -558,6 +559,15 @@ def finish_launch(
             # Again for the children: a lock-free attempt may have written them.
             ed.refresh(ed.children(fid))
             out[fid] = ed.fw_states.get(fid, ed.fw(fid)["state"])
+        # What the locked path readied (FWActions, several parents) is hinted too, so the
+        # next claim ranks it with the other hints (FireWorks' launch order); a stale hint
+        # sends the claim to the database (see `claim`).
+        ready = [
+            ed.fws[c]
+            for c in ed.children(fid)
+            if ed.fw_states.get(c) == st.READY and isinstance(ed.fws.get(c), dict)
+        ]
+        hints(lp).put(ready)
     return out
 
 
