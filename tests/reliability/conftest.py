@@ -28,14 +28,20 @@ def cli_env(lp: Any, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def spawn(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start ``lpad``/``rlaunch`` (``spawn("lpad", "rerun_fws", ..., crash_at=...)``); every
-    process still running at the end of the test is killed."""
+    """Start ``lpad``/``rlaunch`` (``spawn("lpad", "rerun_fws", ..., crash_at=...)``,
+    ``extra_env={...}`` added to its environment); every process still running at the end of the
+    test is killed."""
     procs: list[subprocess.Popen] = []
 
     def start(
-        prog: str, *args: str, crash_at: str | None = None, cwd: Path | None = None, **kw: Any
+        prog: str,
+        *args: str,
+        crash_at: str | None = None,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        **kw: Any,
     ) -> subprocess.Popen:
-        env = dict(cli_env)
+        env = {**cli_env, **(extra_env or {})}
         if crash_at:
             env[CRASH_ENV] = crash_at
         p = subprocess.Popen(
