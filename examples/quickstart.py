@@ -10,6 +10,10 @@ in ``lpad get_fws -s FIZZLED`` with its stack trace in the launch. The example t
 input and reruns ``compute`` task-level (``lpad rerun_fws -i ID --task-level``): the second run
 restarts at the Firetask that failed (step 1 is not run again), and the workflow ends
 COMPLETED. Open the Prefect UI (or ``prefect flow-run ls``) to see both runs.
+
+The runs go to the configured Prefect API (``PREFECT_API_URL``, a Prefect profile), else to a
+local Prefect server started in the background as ``lpad run_workflow`` does. Both it and the
+embedded server keep running after the example ends; ``lpad server stop`` stops them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,8 @@ from prefect_fireworks.core.models import Firework, Workflow
 from prefect_fireworks.store.launchpad import LaunchPad
 
 WORKFLOW_NAME = "quickstart"
+#: Seconds between "still starting" lines while the local Prefect server starts.
+PROGRESS_SECS = 10.0
 #: Settings that point at a MongoDB of one's own (else the embedded server is used).
 _CONFIGURED = ("MONGODB_URI", "LAUNCHPAD_FILE", "BLOCK")
 
@@ -128,6 +136,74 @@ def launch_summary(lp: LaunchPad, fw_id: int) -> dict[str, Any]:
     }
 
 
+def connect_prefect() -> str | None:
+    """Point this process at a Prefect API, saying what happens while it starts.
+
+    With none configured (``PREFECT_API_URL``, a Prefect profile), start the local Prefect
+    server in the background as ``lpad run_workflow`` does, printing every few seconds until it
+    answers (the first start creates Prefect's database: tens of seconds on a busy machine).
+
+    Returns:
+        The local server's API URL when this example started or reused it, else None.
+    """
+    from prefect_fireworks.prefect import local_server
+
+    if local_server.configured_api_url():
+        return None
+    if not local_server.enabled():
+        print(
+            "   No Prefect API is configured: Prefect starts a temporary server inside this "
+            "process first (10-40 s; nothing is printed meanwhile)...",
+            flush=True,
+        )
+        return None
+    running = local_server.status()
+    if running is None:
+        print(
+            "   No Prefect API is configured: starting a local Prefect server in the background "
+            "(the first start creates its database: 10-60 s)...",
+            flush=True,
+        )
+    outcome: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            outcome["url"] = local_server.ensure_api()
+        except Exception as exc:  # reported below, in one line
+            outcome["error"] = exc
+
+    t0 = time.monotonic()
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    while True:
+        starter.join(timeout=PROGRESS_SECS)
+        if not starter.is_alive():
+            break
+        print(f"   ... still starting ({time.monotonic() - t0:.0f} s)", flush=True)
+    if "error" in outcome:
+        raise SystemExit(f"quickstart: {outcome['error']}")
+    url = outcome.get("url")
+    if running is None:
+        print(f"   Prefect API ready after {time.monotonic() - t0:.0f} s: {url}", flush=True)
+    else:
+        print(f"   Prefect API: the local Prefect server already running at {url}", flush=True)
+    return str(url) if url else None
+
+
+def say_what_keeps_running(embedded: bool, prefect_server: str | None) -> None:
+    """Which background servers outlive this example, and how to stop them."""
+    if embedded:
+        print(
+            "The embedded MongoDB-wire server keeps running in the background, so lpad sees the "
+            "same LaunchPad (`lpad server status`); stop it with `lpad server stop`."
+        )
+    if prefect_server:
+        print(
+            f"The local Prefect server ({prefect_server}) keeps running in the background too, "
+            "so later flow runs start at once; `lpad server stop` stops it as well."
+        )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Add the workflow, run it (it fizzles), fix it, rerun task-level, run it to completion."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -148,18 +224,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     embedded = not any(os.environ.get(f"PREFECT_INTEGRATIONS_FIREWORKS_{k}") for k in _CONFIGURED)
     if embedded:
-        print("0. Connecting to the LaunchPad: the embedded MongoDB-wire server (on first use)")
+        print(
+            "0. Connecting to the LaunchPad: the embedded MongoDB-wire server (started in the "
+            "background on first use)",
+            flush=True,
+        )
     lp = LaunchPad.auto_load()
     lp.ensure_initialized()
     wf_id = add_workflow(lp, workdir)
     print(f"1. Added workflow {WORKFLOW_NAME!r}: fw_ids {lp.get_wf_doc(wf_id)['nodes']}")
 
-    if not os.environ.get("PREFECT_API_URL"):
-        print(
-            "   Running it in Prefect. No PREFECT_API_URL is set, so Prefect starts a local API "
-            "server first (about 15 s)...",
-            flush=True,
-        )
+    print("   Running it in Prefect: one flow run, each Firework a task run...", flush=True)
+    prefect_server = connect_prefect()
     state = run(wf_id, workdir / "launches")
     print(f"2. Flow run finished: {state.name} - {state.message}")
     fizzled = fizzled_fireworks(lp, wf_id)
@@ -172,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"Fix it with `touch {workdir / 'fixed'}`, then rerun from the failed Firetask: "
             f"lpad rerun_fws -i {fizzled[0]['fw_id'] if fizzled else '<fw_id>'} --task-level"
         )
+        say_what_keeps_running(embedded, prefect_server)
         return result
 
     fw_id = fizzled[0]["fw_id"]
@@ -188,15 +265,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"4. Flow run finished: {final.name} - {final.message}")
     print(f"   workflow state: {result['workflow_state']}")
     print(f"   Firework {fw_id}: {json.dumps(result['rerun'])}")
-    if embedded:
-        print(
-            "The embedded MongoDB-wire server keeps running in the background, so lpad sees the "
-            "same LaunchPad (`lpad server status`); stop it with `lpad server stop`."
-        )
+    say_what_keeps_running(embedded, prefect_server)
+    ui = (
+        f"the UI at {prefect_server.removesuffix('/api')}"
+        if prefect_server
+        else "`prefect server start` and open the UI"
+    )
     print(
-        "See both flow runs in Prefect: `prefect flow-run ls` (or `prefect server start` and "
-        "open the UI); the LaunchPad: `lpad get_wflows -t`, `lpad get_fws -i "
-        f"{fw_id} -d all`."
+        f"See both flow runs in Prefect: `prefect flow-run ls` (or {ui}); the LaunchPad: "
+        f"`lpad get_wflows -t`, `lpad get_fws -i {fw_id} -d all`."
     )
     return result
 

@@ -24,7 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -74,8 +76,8 @@ __all__ = [
 #: FireWorks' ``RAPIDFIRE_SLEEP_SECS``: pause between rapidfire loops when nothing is READY.
 RAPIDFIRE_SLEEP_SECS = 60.0
 _STACK_TAIL = 2000
-#: Lines of a FIZZLED launch's stack trace written to its task run's log.
-_LOG_TAIL_LINES = 60
+#: Longest exception text in a FIZZLED launch's log line.
+_LINE_MAX = 400
 
 
 def _sequential() -> Any:
@@ -214,19 +216,14 @@ def launch_firework(
     if result.fizzled:
         # Only failures get an artifact: ~20 ms of Prefect API per launch otherwise.
         publish_launch(lp, result.launch_id, fw=fw_doc, result=result)
-        # Why it failed, in the task run's log: the exception (a failed ScriptTask's ends
-        # with its stdout/stderr tail). The full stack trace is in the launch and its artifact.
-        get_run_logger().error(
-            "Firework %s fizzled (launch %s, %s): %s",
-            fw_id,
-            launch_id,
-            result.launch_dir,
-            _tail_lines(result.message, _LOG_TAIL_LINES),
-        )
+        # Why it failed, in one line of the task run's log (Prefect's own "Task run failed
+        # with state" record is dropped, see _FizzledStateFilter). The stack trace is in the
+        # launch (action.stored_data._exception._stacktrace) and its artifact.
+        get_run_logger().error("%s", fizzle_line(result, _failed_task_n(lp, launch_id)))
         _emit_fizzled(lp, result)
         return Failed(
             name="Fizzled",
-            message=f"Firework {fw_id} fizzled (launch {launch_id}): {result.message}",
+            message=f"Firework {fw_id} fizzled (launch {launch_id}): {_exception_line(result)}",
             data=summary,
         )
     if result.defused:
@@ -241,8 +238,69 @@ def launch_firework(
     return Completed(message=f"Firework {fw_id} completed (launch {launch_id})", data=summary)
 
 
-def _tail_lines(text: str, n: int) -> str:
-    return "\n".join(text.rstrip().splitlines()[-n:])
+def fizzle_line(result: RocketResult, task_n: int | None) -> str:
+    """One line saying why a launch fizzled: Firework, name, the Firetask, the exception.
+
+    Example: ``Firework 2 (compute) fizzled in Firetask 1 (ScriptTask): ScriptTaskError:
+    ScriptTask fizzled! Return code: [3] ... compute: input not fixed``.
+    """
+    task = ((result.action.get("stored_data") or {}).get("_task")) or {}
+    where = ""
+    if task or task_n is not None:
+        where = " in Firetask" + (f" {task_n}" if task_n is not None else "")
+        if task.get("_fw_name"):
+            where += f" ({_firetask_name(str(task['_fw_name']))})"
+    return f"Firework {result.fw_id} ({result.name}) fizzled{where}: {_exception_line(result)}"
+
+
+def _exception_line(result: RocketResult) -> str:
+    """The exception's first line and, when it has more, the last line of its stack trace
+    (a failed ScriptTask's: the last line the script wrote to stderr)."""
+    lines = [ln.strip() for ln in (result.message or "").splitlines() if ln.strip()]
+    head = lines[0] if lines else "unknown error"
+    trace = [ln.strip() for ln in (result.stacktrace or "").splitlines() if ln.strip()]
+    last = trace[-1] if trace else lines[-1] if lines else head
+    text = head if last == head or last in head else f"{head} ... {last}"
+    return text if len(text) <= _LINE_MAX else text[: _LINE_MAX - 3] + "..."
+
+
+def _firetask_name(fw_name: str) -> str:
+    # "{{my.module.MyTask}}" -> "MyTask"; "ScriptTask" stays.
+    return fw_name.strip("{}").rsplit(".", 1)[-1] or fw_name
+
+
+def _failed_task_n(lp: LaunchPad, launch_id: int) -> int | None:
+    """The Firetask a FIZZLED launch was running: its last checkpoint's ``_task_n``."""
+    doc = lp.launches.find_one({"launch_id": launch_id}, {"state_history": 1, "_id": 0}) or {}
+    for entry in reversed(doc.get("state_history") or []):
+        n = (entry.get("checkpoint") or {}).get("_task_n")
+        if n is not None:
+            return int(n)
+    return None
+
+
+class _FizzledStateFilter(logging.Filter):
+    """Drops Prefect's ``Task run failed with state: Fizzled(...)`` record of a FIZZLED launch.
+
+    Prefect's task engine logs a task that returns a Failed state with the state's repr (the
+    launch summary dict as ``result={...}``) and ``exc_info=True`` outside any exception (a
+    stray ``NoneType: None`` line). `launch_firework` has already said why in one line; the
+    task run's state stays Failed, and Prefect's ``Finished in state Fizzled(...)`` stays.
+    """
+
+    _PREFIX = re.compile(r"Task run failed with state: Fizzled\(message=['\"]Firework \d+ ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and self._PREFIX.match(record.msg))
+
+
+def _install_log_filter() -> None:
+    task_logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _FizzledStateFilter) for f in task_logger.filters):
+        task_logger.addFilter(_FizzledStateFilter())
+
+
+_install_log_filter()
 
 
 def _emit_fizzled(lp: LaunchPad, result: RocketResult) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -178,6 +179,55 @@ def test_failure_fizzles_task_and_flow_and_emits_the_event(lp, tmp_path):
     assert "RunTestError" in ev.payload["stacktrace_tail"]
     related = {r.id for r in ev.related}
     assert f"prefect.task-run.{runs['fw-2-breaks'].id}" in related
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_fizzle_is_one_clear_log_line_and_the_task_run_stays_failed(lp, tmp_path):
+    script = "echo working; echo 'compute: input not fixed' >&2; exit 3"
+    fw = Firework(
+        [ActionTask(), {"_fw_name": "ScriptTask", "script": script, "store_stderr": True}],
+        name="compute",
+    )
+    lp.add_wf(Workflow([fw], name="one"))
+    task_logger = logging.getLogger("prefect.task_runs")
+    handler = _Records()
+    task_logger.addHandler(handler)  # sees what passes the logger's filters, as the console
+    try:
+        state = run_workflow(1, launch_root=str(tmp_path), return_state=True)
+    finally:
+        task_logger.removeHandler(handler)
+    assert state.name == "Fizzled"
+
+    errors = [r for r in handler.records if r.levelno >= logging.ERROR]
+    texts = [r.getMessage() for r in errors]
+    line = (
+        "Firework 1 (compute) fizzled in Firetask 1 (ScriptTask): ScriptTaskError: "
+        "ScriptTask fizzled! Return code: [3] ... compute: input not fixed"
+    )
+    assert texts[0] == line, texts
+    # Besides it, only Prefect's own final line; no state repr with the result dict, and
+    # no empty traceback ("NoneType: None").
+    assert len(texts) == 2 and texts[1].startswith("Finished in state Fizzled("), texts
+    assert "\n" not in texts[1] and "result=" not in texts[1]
+    assert all(not r.exc_info or r.exc_info[0] is not None for r in handler.records)
+    assert not any("Task run failed with state" in r.getMessage() for r in handler.records)
+
+    # Still a Failed task run in Prefect, and the stack trace is in the launch.
+    runs = _task_runs(state.state_details.flow_run_id)
+    assert runs["fw-1-compute"].state.type.value == "FAILED"
+    assert runs["fw-1-compute"].state.name == "Fizzled"
+    assert "compute: input not fixed" in runs["fw-1-compute"].state.message
+    launch = lp.launches.find_one({"fw_id": 1})
+    trace = launch["action"]["stored_data"]["_exception"]["_stacktrace"]
+    assert "Traceback (most recent call last)" in trace and "compute: input not fixed" in trace
 
 
 def test_defuse_children_cancels_as_defused(lp, tmp_path):
