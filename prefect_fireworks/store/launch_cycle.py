@@ -39,6 +39,7 @@ import json
 import os
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ from pymongo import UpdateOne
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.models import FWAction, isoformat, utcnow
 from prefect_fireworks.store import ids
+from prefect_fireworks.store.idranges import find_by_ids
 from prefect_fireworks.store.intents import crash_point
 
 if TYPE_CHECKING:
@@ -62,6 +64,9 @@ LAUNCH_ID_BLOCK = 64
 CANDIDATE_BATCH = 16
 #: Compare-and-swap attempts before the locked path.
 CAS_ATTEMPTS = 3
+#: Fireworks read per children's query at a completion: the children, and WAITING Fireworks
+#: further down the workflow kept for the next completions (`WaitingDocs`).
+READ_AHEAD = 64
 _HINTS_MAX = 10_000
 _FW_DOC_FIELDS = {"_id": 0}
 
@@ -177,6 +182,48 @@ class WorkflowCache:
             self._by_fw.pop(int(n), None)
 
 
+class WaitingDocs:
+    """Documents of WAITING Fireworks read ahead of need, with a completion's children.
+
+    A chain's next Firework is read together with the WAITING Fireworks after it (up to
+    `READ_AHEAD` documents in one ranged query), so the next completions find their
+    children here instead of reading them. A document held here may be stale: a completion
+    that uses one writes the child conditional on its ``state``, ``updated_on`` and ``spec``
+    as held (``update_fws`` and ``set_priority`` change a spec without touching
+    ``updated_on``), so any change made meanwhile sends the completion to the locked path.
+    """
+
+    def __init__(self, size: int = _HINTS_MAX) -> None:
+        self.size = size
+        self._docs: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, fw_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Copies of the held documents of ``fw_ids``."""
+        with self._lock:
+            return {i: dict(self._docs[i]) for i in fw_ids if i in self._docs}
+
+    def __contains__(self, fw_id: object) -> bool:
+        return fw_id in self._docs
+
+    def put(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock:
+            for d in docs:
+                if len(self._docs) >= self.size:
+                    self._docs.pop(next(iter(self._docs)))
+                self._docs[int(d["fw_id"])] = dict(d)
+
+    def drop(self, fw_ids: Iterable[int]) -> None:
+        with self._lock:
+            for i in fw_ids:
+                self._docs.pop(i, None)
+
+    def clear(self) -> None:
+        """Forget every document (after a write found one changed: others may be too)."""
+        with self._lock:
+            self._docs.clear()
+
+
 def _priority(doc: Mapping[str, Any]) -> float:
     try:
         return float((doc.get("spec") or {}).get("_priority") or 0)
@@ -184,12 +231,19 @@ def _priority(doc: Mapping[str, Any]) -> float:
         return 0.0
 
 
-def _state_of(lp: FireworksDB) -> tuple[LaunchIdBlock, ReadyHints, WorkflowCache]:
+def _state_of(
+    lp: FireworksDB,
+) -> tuple[LaunchIdBlock, ReadyHints, WorkflowCache, WaitingDocs]:
     state = lp.__dict__.get("_launch_cycle")
     if state is None:
-        state = (LaunchIdBlock(), ReadyHints(), WorkflowCache())
+        state = (LaunchIdBlock(), ReadyHints(), WorkflowCache(), WaitingDocs())
         lp.__dict__["_launch_cycle"] = state
     return state
+
+
+def waiting_docs(lp: FireworksDB) -> WaitingDocs:
+    """This LaunchPad's documents of WAITING Fireworks read ahead."""
+    return _state_of(lp)[3]
 
 
 def workflow_cache(lp: FireworksDB) -> WorkflowCache:
@@ -230,7 +284,7 @@ def claim(
     if fw_id is not None:
         doc = hinted.pop(fw_id)
         if doc is not None:
-            got = _claim_doc(lp, fworker, doc, state)
+            got = _claim_doc(lp, fworker, doc, state, held=True)
             if got is not None:
                 return got
         states = [st.READY] if only_ready else [st.READY, st.RESERVED]
@@ -242,7 +296,7 @@ def claim(
     key = json.dumps(base, sort_keys=True, default=str)
     for doc in hinted.ranked(key):
         hinted.drop(doc["fw_id"])
-        got = _claim_doc(lp, fworker, doc, state)
+        got = _claim_doc(lp, fworker, doc, state, held=True)
         if got is not None:
             return got
         # A stale hint: the others may be stale too, and a Firework readied elsewhere may
@@ -306,7 +360,10 @@ def _claim_doc(
     *,
     any_state: list[str] | None = None,
     check_worker: bool = True,
+    held: bool = False,
 ) -> tuple[dict[str, Any], int] | None:
+    """Claim ``doc``'s Firework if it is still as read (``held``: a document kept since an
+    earlier command, whose spec may have been changed without ``updated_on``)."""
     launch_id = new_launch_id(lp)
     now = isoformat()
     filt: dict[str, Any] = {
@@ -314,6 +371,8 @@ def _claim_doc(
         "updated_on": doc.get("updated_on"),
         "state": {"$in": any_state} if any_state else st.READY,
     }
+    if held and "spec" in doc:
+        filt["spec"] = doc["spec"]
     if check_worker:
         filt = {"$and": [filt, fworker.checkout_query()]}
     try:
@@ -331,6 +390,7 @@ def _claim_doc(
     # A process killed here leaves a claimed Firework listing a launch id with no launch
     # document: ``lpad admin check`` (orphan_claim) and ``detect_lostruns`` find it.
     crash_point("checkout-claimed")
+    waiting_docs(lp).drop([doc["fw_id"]])
     doc = dict(doc)
     doc["state"] = state
     doc["updated_on"] = now
@@ -559,6 +619,7 @@ def finish_launch(
             # Again for the children: a lock-free attempt may have written them.
             ed.refresh(ed.children(fid))
             out[fid] = ed.fw_states.get(fid, ed.fw(fid)["state"])
+        waiting_docs(lp).drop(ed.children(fid))
         # What the locked path readied (FWActions, several parents) is hinted too, so the
         # next claim ranks it with the other hints (FireWorks' launch order); a stale hint
         # sends the claim to the database (see `claim`).
@@ -646,17 +707,23 @@ def _refresh_lock_free(
         }
         read_before = dict(ed.fw_states)
         kids = ed.children(fw_id)
-        ed.load_fws(kids)  # one ranged query; their documents become the next claims' hints
+        # One ranged query for the children not held (and WAITING Fireworks after them); the
+        # children readied become the next claims' hints.
+        held = _load_children(lp, ed, kids)
         doc_states = {c: ed.fws[c]["state"] for c in kids}
         ed.refresh([fw_id])
         # The children again: after a lost compare-and-swap the Firework is already
         # COMPLETED, and a child's other parents may have finished meanwhile.
         ed.refresh(kids)
-        if ed._new_fw_ids or ed._links_changed:
+        if (
+            ed._new_fw_ids
+            or ed._links_changed
+            or any(f != fw_id and f not in ed.children(fw_id) for f in ed._dirty)
+        ):
+            waiting_docs(lp).drop(kids)
             return None
-        if any(f != fw_id and f not in ed.children(fw_id) for f in ed._dirty):
-            return None
-        if not _write_fireworks(lp, ed, fw_id, int(launch["launch_id"]), doc_states):
+        if not _write_fireworks(lp, ed, fw_id, int(launch["launch_id"]), doc_states, held):
+            waiting_docs(lp).clear()
             return None
         committed = _commit_cas(ed, wf, fw_id, read_before)
         if committed is not None:
@@ -667,16 +734,67 @@ def _refresh_lock_free(
                     **committed,
                 }
             )
-            ready = [ed.fws[c] for c in ed.children(fw_id) if ed.fw_states.get(c) == st.READY]
+            ready = [ed.fws[c] for c in kids if ed.fw_states.get(c) == st.READY]
             hints(lp).put(ready)
+            # The children still WAITING stay held, as just written (or read).
+            waiting = [ed.fws[c] for c in kids if ed.fws[c]["state"] == st.WAITING]
+            waiting_docs(lp).drop(kids)
+            waiting_docs(lp).put(waiting)
             return ed.fw_states.get(fw_id, fw_doc["state"])
         # Lost to a concurrent writer: what this attempt wrote is recomputed by the next one
         # (or by the locked path).
         cache.forget(fw_id)
+        waiting_docs(lp).clear()
         fw_doc = lp.fireworks.find_one({"fw_id": fw_id}, _FW_DOC_FIELDS) or fw_doc
         if list(fw_doc.get("launches") or []) != [int(launch["launch_id"])]:
             return None
     return None
+
+
+def _load_children(lp: FireworksDB, ed: WorkflowEditor, kids: list[int]) -> dict[int, Any]:
+    """Put the children's documents in ``ed``: the held ones (`WaitingDocs`), the others read
+    in one ranged query together with up to `READ_AHEAD` WAITING Fireworks after them.
+
+    Returns:
+        fw_id -> ``(updated_on, spec)`` of each child whose document was held: what its write
+        must still find.
+    """
+    import copy
+
+    ahead = waiting_docs(lp)
+    held = ahead.get(kids)
+    for fid, doc in held.items():
+        ed.fws[fid] = doc
+    missing = [k for k in kids if k not in held and k not in ed.fws]
+    if missing:
+        extra: list[int] = []
+        if len(missing) < READ_AHEAD:
+            seen = set(kids)
+            queue = deque(kids)
+            while queue and len(missing) + len(extra) < READ_AHEAD:
+                for c in ed.children(queue.popleft()):
+                    if c in seen:
+                        continue
+                    seen.add(c)
+                    queue.append(c)
+                    if ed.fw_states.get(c) == st.WAITING and c not in ahead:
+                        extra.append(c)
+                        if len(missing) + len(extra) >= READ_AHEAD:
+                            break
+        wanted = set(extra)
+        later = []
+        for doc in find_by_ids(lp.fireworks, "fw_id", [*missing, *extra], _FW_DOC_FIELDS):
+            doc.setdefault("launches", [])
+            doc.setdefault("archived_launches", [])
+            if doc["fw_id"] in wanted:
+                later.append(doc)
+            else:
+                ed.fws[doc["fw_id"]] = doc
+        ahead.put(d for d in later if d.get("state") == st.WAITING)
+        ed.load_fws(missing)  # raises for a child that does not exist
+    return {
+        fid: (doc.get("updated_on"), copy.deepcopy(doc.get("spec"))) for fid, doc in held.items()
+    }
 
 
 def _write_fireworks(
@@ -685,8 +803,10 @@ def _write_fireworks(
     fw_id: int,
     launch_id: int,
     doc_states: Mapping[int, str],
+    held: Mapping[int, Any] | None = None,
 ) -> bool:
-    """One bulk write of the changed Fireworks, each conditional on what was read.
+    """One bulk write of the changed Fireworks, each conditional on what was read (a held
+    child also on its ``updated_on`` and ``spec``, see `WaitingDocs`).
 
     Returns:
         False when some Firework changed meanwhile (the launch is no longer the Firework's,
@@ -700,6 +820,8 @@ def _write_fireworks(
             filt: dict[str, Any] = {"fw_id": fid, "launches": launch_id}
         else:
             filt = {"fw_id": fid, "state": doc_states.get(fid, st.WAITING)}
+            if held and fid in held:
+                filt["updated_on"], filt["spec"] = held[fid]
         ops.append(UpdateOne(filt, {"$set": sets}))
     if not ops:
         return True

@@ -117,26 +117,73 @@ def _lives(clp: LaunchPad, listener: Commands, root: Path, k: int) -> list[Count
     return out
 
 
-# 10,000 passes too (7 commands) but takes minutes on the embedded server (every write of a
+#: A life after the first: the claim, the launch insert, the workflow's cached state, the
+#: launch's end, the Firework writes, the workflow's compare-and-swap.
+LEAN_LIFE = Counter({"update": 5, "insert": 1})
+
+
+# 10,000 passes too (6 commands) but takes minutes on the embedded server (every write of a
 # 10,000-node workflow document costs seconds, and so does the teardown's admin check): the
 # benchmark (python -m benchmarks run --only round_trips) counts it.
 @pytest.mark.parametrize("size", [10, 1000])
-def test_a_firework_life_is_seven_commands_at_any_workflow_size(counted, tmp_path, size):
+def test_a_firework_life_is_six_commands_at_any_workflow_size(counted, tmp_path, size):
     """A Firework's life through the Rocket (``rlaunch singleshot``): the claim, the launch
-    insert, the workflow's cached state, the launch's end, the children's documents, the
-    Firework writes and the workflow's compare-and-swap; no findAndModify, no lock, no
-    re-read (docs/performance.md). The first life of a process also reserves a block of
-    launch ids and reads the workflow."""
+    insert, the workflow's cached state, the launch's end, the Firework writes and the
+    workflow's compare-and-swap; no findAndModify, no lock, no read (docs/performance.md).
+    The first life of a process also reserves a block of launch ids, reads the workflow and
+    reads the next Fireworks of the chain ahead (`READ_AHEAD` of them)."""
     clp, listener = counted
     clp.add_wf(chain(size))
-    _lives(clp, listener, tmp_path, 1)  # warm: launch-id block, workflow read
+    _lives(clp, listener, tmp_path, 1)  # warm: launch-id block, workflow read, read-ahead
     lives = _lives(clp, listener, tmp_path, 3)
     for life in lives:
-        assert sum(life.values()) == 7 and "findAndModify" not in life, life
+        assert life == LEAN_LIFE, life
     wf = clp.workflows.find_one({}, {"state": 1, "fw_states": 1})
     assert wf["state"] == "RUNNING"
     states = Counter(wf["fw_states"].values())
     assert states == {"COMPLETED": 4, "READY": 1, "WAITING": size - 5}
+
+
+def test_the_read_ahead_is_one_query_per_block_of_lives(counted, tmp_path, monkeypatch):
+    """The children's documents are read once per `READ_AHEAD` lives of a chain: every
+    other life is the lean six commands."""
+    from prefect_fireworks.store import launch_cycle
+
+    monkeypatch.setattr(launch_cycle, "READ_AHEAD", 4)
+    clp, listener = counted
+    clp.add_wf(chain(14))
+    _lives(clp, listener, tmp_path, 1)  # reads c1..c4
+    lives = _lives(clp, listener, tmp_path, 12)
+    reads = [i for i, life in enumerate(lives) if life != LEAN_LIFE]
+    assert reads == [3, 7, 11], lives  # c4 reads c5..c8, c8 reads c9..c12, c12 reads c13
+    for i in reads:
+        assert lives[i] == LEAN_LIFE + Counter({"find": 1}), lives[i]
+    assert clp.fireworks.count_documents({"state": "COMPLETED"}) == 13
+
+
+@pytest.mark.parametrize("how", ["update_fws", "FireWorks' update_spec"])
+def test_a_spec_changed_after_the_read_ahead_is_the_one_run(lp, tmp_path, how):
+    """Documents read ahead may be stale: a spec changed meanwhile without ``updated_on``
+    (``lpad update_fws``, FireWorks' own ``update_spec``) is the spec that runs."""
+    from prefect_fireworks.ops import specs
+    from prefect_fireworks.runtime.rocket import run_one
+    from prefect_fireworks.store import launch_cycle
+
+    wf = chain(4)
+    wf.fws[2].spec["_tasks"][0]["args"] = ["not a number"]  # abs() fails on it
+    lp.add_wf(wf)
+    c2 = lp.get_fw_ids({"name": "c2"})[0]
+    assert run_one(lp, launch_root=tmp_path).state == "COMPLETED"  # c0; reads c1..c3 ahead
+    assert c2 in launch_cycle.waiting_docs(lp)
+    fixed = [{"_fw_name": "PyTask", "func": "abs", "args": [2]}]
+    if how == "update_fws":
+        specs.update_fws(lp, [c2], {"_tasks": fixed})
+    else:
+        lp.fireworks.update_one({"fw_id": c2}, {"$set": {"spec._tasks": fixed}})
+    for _ in range(3):
+        res = run_one(lp, launch_root=tmp_path)
+        assert res is not None and res.state == "COMPLETED", res
+    assert lp.fireworks.count_documents({"state": "COMPLETED"}) == 4
 
 
 def test_a_leaf_life_is_six_commands(counted, tmp_path):
