@@ -43,10 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     bench = Bench(quick=args.quick)
     failed: list[str] = []
+    command = "python -m benchmarks run" + (" --quick" if args.quick else "")
+    if args.only:
+        command += f" --only {args.only}"
+    path = None
     with bench.servers():
         bench.log(f"servers up: MongoDB-wire 127.0.0.1:{bench.port}, Prefect {bench.prefect_url}")
         for name in names:
-            bench.log(f"== {name}")
+            bench.scenario_loads[name] = [round(x, 2) for x in os.getloadavg()]
+            bench.log(f"== {name} (load average {bench.scenario_loads[name]})")
             t0 = time.perf_counter()
             try:
                 SCENARIOS[name](bench)
@@ -54,13 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(name)
                 traceback.print_exc()
             bench.log(f"   ({time.perf_counter() - t0:.1f} s)")
+            if not args.no_write:  # after each scenario: a stopped run keeps what it measured
+                path = write_results(bench, started, command, Path(__file__).parent)
     print()
     print(table(bench.rows))
-    if not args.no_write:
-        command = "python -m benchmarks run" + (" --quick" if args.quick else "")
-        if args.only:
-            command += f" --only {args.only}"
-        path = write_results(bench, started, command, Path(__file__).parent)
+    if path is not None:
         print(f"\nwrote {path} and benchmarks/README.md")
     if failed:
         print(f"failed scenarios: {', '.join(failed)}", file=sys.stderr)

@@ -111,6 +111,9 @@ class Bench:
         self.rows: list[Row] = []
         #: FireWorks' LaunchPad credentials for the embedded server (when it requires them).
         self.auth: dict[str, str] = {}
+        #: Load average when the run started, and when each scenario started (shared machines).
+        self.load_at_start = _loadavg()
+        self.scenario_loads: dict[str, list[float]] = {}
 
     # -- servers ---------------------------------------------------------------------------
     @contextmanager
@@ -163,7 +166,10 @@ class Bench:
         raise RuntimeError("Prefect server did not answer within 180 s")
 
     def base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FW_CONFIG"))}
+        # PYTHONDONTWRITEBYTECODE is dropped so this package gets its .pyc files, as an
+        # installed one (and FireWorks, installed with pip) has: no recompiling per command.
+        skip = ("PREFECT_", "FW_CONFIG", "PYTHONDONTWRITEBYTECODE")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
         env.update(
             PREFECT_HOME=str(self.prefect_home),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -232,6 +238,10 @@ class Bench:
         cmd = [sys.executable, "-c", FIREWORKS_RLAUNCH, "-l", str(self.fw_file(fw_lp)), *args]
         return self._run(cmd, self.base_env(), timeout)
 
+    def run(self, cmd: Sequence[str], env: Mapping[str, str], timeout: float = 600) -> float:
+        """Run any command in a scratch directory; returns the wall time (s)."""
+        return self._run(cmd, env, timeout)
+
     def _run(self, cmd: Sequence[str], env: Mapping[str, str], timeout: float) -> float:
         cwd = tempfile.mkdtemp(dir=self.work)
         t0 = time.perf_counter()
@@ -281,16 +291,35 @@ def _fmt(v: float | None) -> str:
     return f"{v:.2f}"
 
 
-def machine() -> dict[str, Any]:
+def _loadavg() -> list[float]:
     try:
-        load = os.getloadavg()
+        return [round(x, 2) for x in os.getloadavg()]
     except OSError:
-        load = (0.0, 0.0, 0.0)
+        return [0.0, 0.0, 0.0]
+
+
+def _proc_field(path: str, key: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def machine(bench: Bench) -> dict[str, Any]:
+    mem = _proc_field("/proc/meminfo", "MemTotal")
+    ram = f"{int(mem.split()[0]) / 1024**2:.1f} GiB" if mem[:1].isdigit() else "?"
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "load_avg_at_start": [round(x, 2) for x in load],
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "ram": ram,
+        "load_avg_at_start": bench.load_at_start,
+        "load_avg_per_scenario": bench.scenario_loads,
+        "load_avg_at_end": _loadavg(),
     }
 
 
@@ -330,12 +359,12 @@ END = "<!-- END RESULTS -->"
 
 def write_results(bench: Bench, started: float, command: str, out_dir: Path) -> Path:
     stamp = time.strftime("%Y-%m-%d", time.gmtime(started))
-    data = {
+    data: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "command": command,
         "quick": bench.quick,
         "duration_s": round(time.time() - started, 1),
-        "machine": machine(),
+        "machine": machine(bench),
         "versions": versions(),
         "rows": [r.to_dict() for r in bench.rows],
     }
@@ -349,7 +378,8 @@ def write_results(bench: Bench, started: float, command: str, out_dir: Path) -> 
     m = data["machine"]
     block = (
         f"{BEGIN}\nLatest run: {data['date']}, `{command}` ({data['duration_s']} s), "
-        f"{m['cpus']} CPUs, load average at start {m['load_avg_at_start']}, "
+        f"{m['cpus']} CPUs ({m['cpu_model']}), {m['ram']} RAM, load average (1, 5, 15 min) at "
+        f"start {m['load_avg_at_start']}, at the end {m['load_avg_at_end']}, "
         f"{m['platform']}, Python {m['python']}; versions {data['versions']}. "
         f"Raw data: `benchmarks/results/{name}`.\n\n{table(bench.rows)}\n\n"
         f"<details><summary>raw JSON</summary>\n\n```json\n"
