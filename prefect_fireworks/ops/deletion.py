@@ -1,5 +1,10 @@
 """Deleting whole workflows: Fireworks, launches no other Firework lists, offline-run records,
 GridFS-stored actions, the workflow document and (optionally) the launch directories.
+
+The deletes of one workflow are one intent (``store/intents.py``): a process killed between them
+(launches gone, Fireworks not yet) is finished by the re-issued command, by any ``lpad`` command
+and by ``lpad admin check --repair``, which roll the intent forward. The workflow document goes
+last, so whatever is left is still found through it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from prefect_fireworks.core.constants import GRIDFS_FALLBACK_COLLECTION
 from prefect_fireworks.ops.editor import Progress
 from prefect_fireworks.ops.transitions import OpResult
 from prefect_fireworks.ops.workflows import wf_ids_of
+from prefect_fireworks.store import intents
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -62,26 +68,41 @@ def delete_wflows(
     if dry_run:
         res.seconds = time.perf_counter() - t0
         return res
-    import gridfs
-
-    fs = gridfs.GridFS(lp.db, GRIDFS_FALLBACK_COLLECTION)
     for wid, nodes, lids_ in plans:
         with lp.wf_lock(wid):
+            wf_doc_id = lp.get_wf_doc(wid, {"_id": 1})["_id"]
             if delete_launch_dirs and lids_:
+                # first: a crash here leaves the documents, and the re-issued command
+                # deletes the remaining directories
                 for d in lp.launches.find({"launch_id": {"$in": lids_}}, {"launch_dir": 1}):
                     if d.get("launch_dir"):
                         shutil.rmtree(d["launch_dir"], ignore_errors=True)
                         res.extra["launch_dirs"].append(d["launch_dir"])
-            if lids_:
-                for f in lp.db[f"{GRIDFS_FALLBACK_COLLECTION}.files"].find(
-                    {"metadata.launch_id": {"$in": lids_}}, {"_id": 1}
-                ):
-                    fs.delete(f["_id"])
-                lp.launches.delete_many({"launch_id": {"$in": lids_}})
-                lp.offline_runs.delete_many({"launch_id": {"$in": lids_}})
-            lp.fireworks.delete_many({"fw_id": {"$in": nodes}})
-            lp.workflows.delete_one({"nodes": wid})
+            intents.run_writes(
+                lp.db, "delete_wflows", wf_doc_id, _deletes(lp, wf_doc_id, nodes, lids_)
+            )
         if progress is not None:
             progress(1)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _deletes(
+    lp: LaunchPad, wf_doc_id: Any, nodes: list[int], lids: list[int]
+) -> list[intents.Write]:
+    """The idempotent deletes of one workflow, the workflow document last."""
+    out: list[intents.Write] = []
+    if lids:
+        files = f"{GRIDFS_FALLBACK_COLLECTION}.files"
+        gids = [
+            f["_id"] for f in lp.db[files].find({"metadata.launch_id": {"$in": lids}}, {"_id": 1})
+        ]
+        if gids:
+            chunks = f"{GRIDFS_FALLBACK_COLLECTION}.chunks"
+            out.append(intents.Write(chunks, "delete_many", {"files_id": {"$in": gids}}, {}))
+            out.append(intents.Write(files, "delete_many", {"_id": {"$in": gids}}, {}))
+        out.append(intents.Write("launches", "delete_many", {"launch_id": {"$in": lids}}, {}))
+        out.append(intents.Write("offline_runs", "delete_many", {"launch_id": {"$in": lids}}, {}))
+    out.append(intents.Write("fireworks", "delete_many", {"fw_id": {"$in": nodes}}, {}))
+    out.append(intents.Write("workflows", "delete_many", {"_id": wf_doc_id}, {}))
+    return out

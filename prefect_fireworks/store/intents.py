@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bson
-from pymongo import ReplaceOne, UpdateMany, UpdateOne
+from pymongo import DeleteMany, ReplaceOne, UpdateMany, UpdateOne
+
+from prefect_fireworks.core.constants import GRIDFS_FALLBACK_COLLECTION
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -46,9 +48,18 @@ INTENTS_COLLECTION = "fw_intents"
 CHUNK_BYTES = 8 * 1024 * 1024
 #: Environment variable naming a crash point (tests only; see :func:`crash_point`).
 CRASH_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_CRASH_AT"
-#: Collections a write may target.
-_COLLECTIONS = frozenset({"fireworks", "workflows", "launches"})
-_KINDS = frozenset({"update_one", "update_many", "replace_one"})
+#: Collections a write may target (the GridFS ones for ``delete_wflows``).
+_COLLECTIONS = frozenset(
+    {
+        "fireworks",
+        "workflows",
+        "launches",
+        "offline_runs",
+        f"{GRIDFS_FALLBACK_COLLECTION}.files",
+        f"{GRIDFS_FALLBACK_COLLECTION}.chunks",
+    }
+)
+_KINDS = frozenset({"update_one", "update_many", "replace_one", "delete_many"})
 
 _crash_hits: dict[str, int] = {}
 
@@ -110,10 +121,11 @@ class Write:
     """One idempotent write of a plan.
 
     Attributes:
-        coll: ``fireworks``, ``workflows`` or ``launches``.
-        kind: ``update_one``, ``update_many`` or ``replace_one``.
+        coll: ``fireworks``, ``workflows``, ``launches``, ``offline_runs`` or a GridFS
+            collection.
+        kind: ``update_one``, ``update_many``, ``replace_one`` or ``delete_many``.
         filter: the filter.
-        update: the update document, pipeline (a list) or replacement.
+        update: the update document, pipeline (a list) or replacement (``{}`` for a delete).
         upsert: insert when nothing matches (new Fireworks are upserted by ``fw_id``).
     """
 
@@ -151,6 +163,8 @@ class Write:
             return UpdateOne(dict(self.filter), self.update, upsert=self.upsert)  # type: ignore[arg-type]
         if self.kind == "update_many":
             return UpdateMany(dict(self.filter), self.update, upsert=self.upsert)  # type: ignore[arg-type]
+        if self.kind == "delete_many":
+            return DeleteMany(dict(self.filter))
         return ReplaceOne(dict(self.filter), dict(self.update), upsert=self.upsert)  # type: ignore[arg-type]
 
 
