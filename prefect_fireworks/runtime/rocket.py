@@ -12,6 +12,11 @@ two Rockets in threads of one process run one after the other, never in each oth
 directory. Fireworks run in parallel in separate processes (several ``rapidfire`` processes,
 or Prefect's ``DaskTaskRunner``, whose workers are processes).
 
+The Rocket orchestrates; the pieces are modules of their own: `launch_dirs` (where a launch
+runs, ``_files_in``), `recovery` (checkpoints, ``--copy-data``/``--previous-dir``),
+`heartbeat` (pings, trackers), `actions` (FWActions: action files, spec changes, FireWorks'
+decoration), `fw_json` (``FW.json``). Their public names are importable from here too.
+
 Example:
     ```python
     from prefect_fireworks.store.launchpad import FWorker, LaunchPad
@@ -25,38 +30,44 @@ Example:
 
 from __future__ import annotations
 
-import bz2
 import copy
-import errno
-import glob
-import gzip
 import json
 import logging
-import lzma
 import os
-import shutil
-import socket
-import tempfile
-import threading
-import time
 import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from pymongo.errors import ConnectionFailure
 
 from prefect_fireworks.core import states as st
-from prefect_fireworks.core.dictmods import apply_mod
-from prefect_fireworks.core.models import FWAction, firework_to_dict
+from prefect_fireworks.core.models import FWAction
+from prefect_fireworks.runtime import actions
 from prefect_fireworks.runtime.background import BackgroundTask
 from prefect_fireworks.runtime.background import stop_all as _stop_all
-from prefect_fireworks.runtime.firetasks import Firetask, load_firetask, to_fwaction
+from prefect_fireworks.runtime.firetasks import Firetask, load_firetask
+from prefect_fireworks.runtime.fw_json import write_fw_json
+from prefect_fireworks.runtime.heartbeat import (
+    MAX_TRACKER_LINES,
+    PING_TIME_SECS,
+    TRACKER_LINES,
+    Heartbeat,
+    parse_trackers,
+)
+from prefect_fireworks.runtime.launch_dirs import (
+    CWD_LOCK,
+    LAUNCHER_PREFIX,
+    copy_files_in,
+    make_launch_dir,
+    prefect_temporary_folder,
+    prepare_launch_dir,
+    resolve_launch_root,
+    working_dir,
+)
+from prefect_fireworks.runtime.recovery import Checkpoint, restore_previous_dir
 from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
-from prefect_fireworks.store import launch_cycle
+from prefect_fireworks.store import launch_cycle, retry
 from prefect_fireworks.store.launchpad import FWorker
 
 if TYPE_CHECKING:
@@ -64,9 +75,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The store's transient failures, once retried until the deadline: they end the worker (one
+#: line, exit 1), never a launch (see `Rocket._store`).
+STORE_ERRORS = (ConnectionFailure, retry.StoreUnavailableError)
+
 __all__ = [
     "CWD_LOCK",
     "LAUNCHER_PREFIX",
+    "MAX_TRACKER_LINES",
     "PING_TIME_SECS",
     "TRACKER_LINES",
     "Rocket",
@@ -78,17 +94,6 @@ __all__ = [
     "resolve_launch_root",
     "run_one",
 ]
-
-#: FireWorks' ``PING_TIME_SECS``: heartbeat interval of a running launch.
-PING_TIME_SECS = 3600.0
-#: FireWorks' ``TRACKER_LINES`` (default lines kept by a tracker) and its maximum.
-TRACKER_LINES = 25
-MAX_TRACKER_LINES = 1000
-#: Launch directories are ``launcher_<UTC time>`` as in FireWorks' rapidfire.
-LAUNCHER_PREFIX = "launcher_"
-_BLOCK_FORMAT = "%Y-%m-%d-%H-%M-%S-%f"
-#: Held by a Rocket while it runs in its launch directory (the cwd is process-global).
-CWD_LOCK = threading.RLock()
 
 
 @dataclass
@@ -143,80 +148,7 @@ class RocketResult:
         }
 
 
-# -- launch directories ---------------------------------------------------------------------
-
-
-#: Folders Prefect creates for the code of one flow run and deletes after it: a process
-#: worker's ``TemporaryDirectory(suffix="prefect")`` and a runner's ``runner_storage``.
-_PREFECT_RUNNER_STORAGE = "runner_storage"
-
-
-def prefect_temporary_folder(path: str | os.PathLike[str]) -> Path | None:
-    """The temporary code folder of a Prefect flow run that ``path`` lies in, if any.
-
-    A process worker runs each flow run in ``<tmp>/tmp…prefect`` and a served or pulled
-    deployment in ``<tmp>/runner_storage/…``; Prefect deletes both when the run ends, so launch
-    directories there would be lost.
-    """
-    tmp = Path(os.path.realpath(tempfile.gettempdir()))
-    p = Path(os.path.realpath(os.fspath(path)))
-    try:
-        rel = p.relative_to(tmp)
-    except ValueError:
-        return None
-    if not rel.parts:
-        return None
-    first = rel.parts[0]
-    if first == _PREFECT_RUNNER_STORAGE or (first.startswith("tmp") and first.endswith("prefect")):
-        return tmp / first
-    return None
-
-
-def resolve_launch_root(launch_root: str | os.PathLike[str] | None = None) -> Path:
-    """Where launch directories go: the argument, ``..._LAUNCH_ROOT``, else the cwd.
-
-    A missing root is created. A root inside the temporary code folder of a Prefect flow run
-    (a deployment run on a worker, whose cwd Prefect deletes after the run) is refused.
-
-    Raises:
-        ValueError: the root exists and is not a directory, cannot be created, or is inside a
-            Prefect temporary code folder.
-    """
-    from prefect_fireworks.core.settings import get_settings
-
-    root = Path(launch_root) if launch_root is not None else get_settings().launch_root
-    root = Path(os.path.abspath(os.path.expanduser(str(root or os.getcwd()))))
-    temporary = prefect_temporary_folder(root)
-    if temporary is not None:
-        raise ValueError(
-            f"launch root {root} is inside {temporary}, the temporary folder Prefect deletes "
-            "after the flow run: set PREFECT_INTEGRATIONS_FIREWORKS_LAUNCH_ROOT on the worker "
-            "(or in the deployment's job variables), the FireworksLaunchPad block's "
-            "launch_root, or the flow's launch_root parameter"
-        )
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"launch root {root} exists and is not a directory")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot create launch root {root}: {exc.strerror or exc}") from exc
-    return root
-
-
-def make_launch_dir(root: str | os.PathLike[str]) -> str:
-    """Create a fresh ``launcher_<YYYY-MM-DD-HH-MM-SS-ffffff>`` directory under ``root``.
-
-    ``mkdir`` is the claim: concurrent processes that pick the same microsecond retry.
-    """
-    for _ in range(100):
-        stamp = datetime.now(timezone.utc).strftime(_BLOCK_FORMAT)
-        path = os.path.join(os.fspath(root), LAUNCHER_PREFIX + stamp)
-        try:
-            os.mkdir(path)
-            return path
-        except FileExistsError:
-            time.sleep(0.001)
-    raise RuntimeError(f"could not create a launch directory under {root}")
+# -- checkout ------------------------------------------------------------------------------
 
 
 def checkout(
@@ -272,17 +204,6 @@ def claim_launch(
     )
 
 
-@contextmanager
-def _working_dir(path: str) -> Iterator[None]:
-    with CWD_LOCK:
-        old = os.getcwd()
-        os.chdir(path)
-        try:
-            yield
-        finally:
-            os.chdir(old)
-
-
 # -- the Rocket -----------------------------------------------------------------------------
 
 
@@ -324,6 +245,8 @@ class Rocket:
         #: with it the Rocket never re-reads its launch, and completes without locks.
         self._launch = copy.deepcopy(dict(launch_doc)) if launch_doc is not None else None
         self._insert = bool(insert_launch and launch_doc is not None)
+        #: An insert of the launch was sent (it may have gone in even if it raised).
+        self._insert_sent = False
         #: The task number whose checkpoint is already in the launch (written with it).
         self._checkpointed: int | None = None
         self._fw_state: str | None = None
@@ -336,9 +259,9 @@ class Rocket:
         self.fw_id: int = fw_doc["fw_id"]
         self.spec: dict[str, Any] = copy.deepcopy(dict(fw_doc.get("spec") or {}))
         self.launch_dir = ""
-        self._trackers: list[dict[str, Any]] = []
+        self.heartbeat = Heartbeat(lp, launch_id, self._launch, ping_secs)
 
-    # -- helpers ---------------------------------------------------------------------------
+    # -- start -----------------------------------------------------------------------------
     def _prepare(self) -> None:
         doc = self._launch
         if doc is None:
@@ -352,141 +275,31 @@ class Rocket:
             query = fwk.get("query")
             fwk["query"] = json.loads(query) if isinstance(query, str) and query else {}
             self.fworker = FWorker(**{k: v for k, v in fwk.items() if v is not None})
-        launch_dir = doc.get("launch_dir") or os.getcwd()
         sets = dict(self.launch_fields)
-        if self.spec.get("_launch_dir"):
-            wanted = os.path.abspath(os.path.expandvars(str(self.spec["_launch_dir"])))
-            recovery = self.spec.get("_recovery") or {}
-            if (
-                recovery.get("_mode") == "prev_dir"
-                and recovery.get("_prev_dir") == self.spec["_launch_dir"]
-                and not os.path.isdir(wanted)
-            ):
-                raise FileNotFoundError(_missing_previous_dir("--previous-dir", wanted))
-            if wanted != launch_dir:
-                sets["launch_dir"] = wanted
-            launch_dir = wanted
-        try:
-            os.makedirs(launch_dir, exist_ok=True)
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-        self.launch_dir = launch_dir
-        for t in self.spec.get("_trackers") or []:
-            nlines = int(t.get("nlines", TRACKER_LINES))
-            if nlines > MAX_TRACKER_LINES:
-                raise ValueError(
-                    f"Tracker only supports a maximum of {MAX_TRACKER_LINES} lines; "
-                    f"you put {nlines}."
-                )
-            self._trackers.append(
-                {
-                    "filename": t["filename"],
-                    "nlines": nlines,
-                    "allow_zipped": bool(t.get("allow_zipped", False)),
-                }
-            )
-        if self._trackers:
-            sets["trackers"] = self._tracker_docs()
+        self.launch_dir, moved = prepare_launch_dir(self.spec, doc.get("launch_dir"))
+        if moved:
+            sets["launch_dir"] = self.launch_dir
+        self.heartbeat.launch_dir = self.launch_dir
+        self.heartbeat.trackers = parse_trackers(self.spec)
+        if self.heartbeat.trackers:
+            sets["trackers"] = self.heartbeat.tracker_docs()
         if self._launch is not None:
             for key, value in sets.items():
                 launch_cycle.set_dotted(self._launch, key, value)
         if self._insert and self._launch is not None:
-            starting, checkpoint = self._first_checkpoint()
+            first = Checkpoint.from_spec(self.spec)
+            checkpoint = copy.deepcopy(first.at(first.task_n))
             self._launch["state_history"][-1]["checkpoint"] = checkpoint
+            self._insert_sent = True
             launch_cycle.insert_launch(self.lp, self._launch)
             self._insert = False
-            self._checkpointed = starting
+            self._checkpointed = first.task_n
         elif sets:
             self.lp.update_launch(self.launch_id, sets)
 
-    def _first_checkpoint(self) -> tuple[int, dict[str, Any]]:
-        recovery = self.spec.get("_recovery") or {}
-        starting = int(recovery.get("_task_n") or 0) if recovery else 0
-        return starting, {
-            "_task_n": starting,
-            "_all_stored_data": dict(recovery.get("_all_stored_data") or {}),
-            "_all_update_spec": dict(recovery.get("_all_update_spec") or {}),
-            "_all_mod_spec": list(recovery.get("_all_mod_spec") or []),
-        }
-
-    def _complete(self, action: dict[str, Any], state: str) -> None:
-        if self._insert and self._launch is not None:
-            # Failed before the launch was written: write it, so the failure is recorded.
-            self._insert = False
-            launch_cycle.insert_launch(self.lp, self._launch)
-        if self._launch is None:
-            self.lp.complete_launch(self.launch_id, action, state)
-            return
-        states = launch_cycle.finish_launch(
-            self.lp, self.launch_id, action, state, launch_doc=self._launch, fw_doc=self.fw_doc
-        )
-        self._fw_state = states.get(self.fw_id)
-
-    def _tracker_docs(self) -> list[dict[str, Any]]:
-        out = []
-        for t in self._trackers:
-            d = dict(t)
-            content = _tail(os.path.join(self.launch_dir, t["filename"]), t["nlines"])
-            if content:
-                d["content"] = content
-            out.append(d)
-        return out
-
     def ping(self, checkpoint: Mapping[str, Any] | None = None) -> None:
         """Heartbeat (and checkpoint): stamp the launch's last state-history entry."""
-        self.lp.ping_launch(self.launch_id, checkpoint)
-        if self._launch is not None and self._launch.get("state_history"):
-            last = self._launch["state_history"][-1]
-            last["updated_on"] = datetime.now(timezone.utc).isoformat()
-            if checkpoint is not None:
-                last["checkpoint"] = copy.deepcopy(dict(checkpoint))
-        if self._trackers:
-            self.lp.launches.update_one(
-                {"launch_id": self.launch_id, "state": st.RUNNING},
-                {"$set": {"trackers": self._tracker_docs()}},
-            )
-
-    def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(self.ping_secs):
-            try:
-                self.ping()
-            except Exception:  # a failed heartbeat must never kill the launch
-                logger.exception("launch %s: heartbeat failed", self.launch_id)
-
-    def _copy_files_in(self) -> None:
-        # FireWorks copies through a compression-aware open on both ends: a .gz source lands
-        # decompressed at a destination without .gz, and a destination ending in .gz is
-        # compressed.
-        files_in = self.spec.get("_files_in") or {}
-        prev = self.spec.get("_files_prev") or {}
-        for key in set(files_in).intersection(prev):
-            with _zopen(prev[key], "rb") as fin, _zopen(files_in[key], "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-
-    def _write_fw_json(self) -> None:
-        # FireWorks writes the checked-out Firework (state RUNNING, launches as full launch
-        # documents) as FW.json into the launch directory.
-        if self._launch is not None:
-            fw = dict(self.fw_doc)  # as claimed: RUNNING, listing this launch (no re-read)
-        else:
-            doc = self.lp.fireworks.find_one({"fw_id": self.fw_id}, {"_id": 0})
-            fw = dict(doc if doc is not None else self.fw_doc)
-        known = {self.launch_id: self._launch} if self._launch is not None else {}
-        expanded: dict[str, list[dict[str, Any]]] = {}
-        for key in ("launches", "archived_launches"):
-            ids = list(fw.get(key) or [])
-            found = {i: d for i, d in known.items() if i in ids and d is not None}
-            missing = [i for i in ids if i not in found]
-            if missing:
-                for d in self.lp.launches.find({"launch_id": {"$in": missing}}, {"_id": 0}):
-                    d["action"] = self.lp.load_action(d)
-                    found[d["launch_id"]] = d
-            expanded[key] = [found[i] for i in sorted(found)]
-        # FireWorks' Firework.to_dict(): its keys and order, launches as Launch.to_dict().
-        out = firework_to_dict(fw, expanded["launches"], expanded["archived_launches"])
-        with open(os.path.join(self.launch_dir, "FW.json"), "w") as f:
-            json.dump(out, f, indent=4, default=_json_default)
+        self.heartbeat.ping(checkpoint)
 
     def _task_attributes(self, task: Firetask, my_spec: Mapping[str, Any]) -> None:
         # FireWorks' spec._add_launchpad_and_fw_id / spec._add_fworker.
@@ -496,26 +309,153 @@ class Rocket:
         if my_spec.get("_add_fworker"):
             task.fworker = self.fworker
 
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> RocketResult:
+        """Run the Firetasks and complete the launch (COMPLETED, or FIZZLED on an exception).
+
+        Returns:
+            The outcome; exceptions of Firetasks are recorded, not raised (a
+            ``KeyboardInterrupt`` is recorded and then re-raised).
+        """
+        try:
+            self._prepare()
+        except Exception as exc:
+            # Nothing ran: record the failure so the launch does not stay RUNNING.
+            self.launch_dir = self.launch_dir or os.getcwd()
+            return self._fizzle(exc, None, traceback.format_exc())
+        with working_dir(self.launch_dir):
+            return self._run_in_dir()
+
+    def _run_in_dir(self) -> RocketResult:
+        backgrounds: list[BackgroundTask] = []
+        task_dict: dict[str, Any] | None = None
+        try:
+            done = Checkpoint.from_spec(self.spec)
+            if self.spec.get("_recovery"):
+                restore_previous_dir(self.spec, self.launch_dir)
+            else:
+                copy_files_in(self.spec)
+            if self.print_fw_json:
+                write_fw_json(self.lp, self.fw_doc, self.launch_dir, self.launch_id, self._launch)
+
+            my_spec = copy.deepcopy(self.spec)
+            my_spec["_fw_env"] = self.fworker.env if self.fworker else {}
+            raw_tasks = list(self.spec.get("_tasks") or [])
+
+            self.heartbeat.start()
+            backgrounds = [
+                BackgroundTask.from_dict(b) for b in my_spec.get("_background_tasks") or []
+            ]
+            for bg in backgrounds:
+                bg.start(copy.deepcopy(self.spec))
+
+            action = FWAction()
+            for t_counter in range(done.task_n, len(raw_tasks)):
+                task_dict = raw_tasks[t_counter]
+                # The first checkpoint went in with the launch document.
+                if t_counter != self._checkpointed or self.heartbeat.trackers:
+                    self._store(self.ping, done.at(t_counter))
+                try:
+                    task = load_firetask(task_dict)
+                    task_dict = task.to_dict()
+                    self._task_attributes(task, my_spec)
+                    result = task.run_task(my_spec)
+                except BaseException as exc:
+                    self.heartbeat.stop()
+                    _stop_all(backgrounds)
+                    out = self._fizzle(exc, task_dict, traceback.format_exc())
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    return out
+                action = actions.task_action(result)
+                done.add(action)
+                actions.apply_to_spec(action, my_spec)
+                if action.skip_remaining_tasks:
+                    break
+
+            self.heartbeat.stop()
+            _stop_all(backgrounds)
+            if self._launch is None or self.heartbeat.trackers:
+                # the completion stamps the launch anyway; trackers need a tail
+                self._store(self.ping)
+            for bg in backgrounds:
+                if bg.run_on_finish:
+                    bg.run_once(copy.deepcopy(self.spec))
+            action.stored_data = done.stored_data
+            action.update_spec = done.update_spec
+            action.mod_spec = done.mod_spec
+            action = self._decorate(action, my_spec)
+            self._complete(action.to_dict(), st.COMPLETED)
+            return self._result(st.COMPLETED, action, "", None)
+        except (KeyboardInterrupt, SystemExit, *STORE_ERRORS):
+            # A store still failing at the retry deadline: the launch stays RUNNING (its
+            # tasks may have had their effects) for detect_lostruns, never FIZZLED for it.
+            raise
+        except Exception as exc:
+            # Post-processing failed (malformed action, database trouble): FireWorks records
+            # it as FIZZLED with no task.
+            self.heartbeat.stop()
+            _stop_all(backgrounds)
+            return self._fizzle(exc, None, traceback.format_exc(), details=False)
+        finally:
+            _stop_all(backgrounds)
+            self.heartbeat.stop(join=True)
+
+    # -- end -------------------------------------------------------------------------------
     def _decorate(self, action: FWAction, my_spec: Mapping[str, Any]) -> FWAction:
-        # FireWorks' decorate_fwaction: job info, preserved FWorker, output files.
-        if my_spec.get("_pass_job_info"):
-            job_info = list(my_spec.get("_job_info", []))
-            this = {
-                "fw_id": self.fw_id,
-                "name": self.fw_doc.get("name", "Unnamed FW"),
-                "launch_dir": self.launch_dir,
-                "state": self.fw_doc.get("state", st.RUNNING),
-            }
-            if this not in job_info:
-                job_info.append(this)
-            action.mod_spec.append({"_push_all": {"_job_info": job_info}})
-        if my_spec.get("_preserve_fworker") and self.fworker is not None:
-            action.update_spec["_fworker"] = self.fworker.name
-        for key, pattern in (my_spec.get("_files_out") or {}).items():
-            files = glob.glob(os.path.join(self.launch_dir, pattern))
-            if files:
-                action.mod_spec.append({"_set": {f"_files_prev->{key}": max(files)}})
-        return action
+        return actions.decorate(action, my_spec, self.fw_doc, self.launch_dir, self.fworker)
+
+    def _fizzle(
+        self,
+        exc: BaseException,
+        task: dict[str, Any] | None,
+        tb: str,
+        details: bool = True,
+    ) -> RocketResult:
+        action = actions.failure_action(exc, task, tb, details)
+        try:
+            if (self._launch is None or self.heartbeat.trackers) and not self._insert:
+                self.ping()
+            action = self._decorate(action, self.spec)
+        except Exception:
+            logger.exception("launch %s: recording the failure's details failed", self.launch_id)
+        self._complete(action.to_dict(), st.FIZZLED)
+        message = f"{type(exc).__name__}: {exc}".strip()
+        return self._result(st.FIZZLED, action, message, tb)
+
+    def _store(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run one of the Rocket's own writes, again while the store fails transiently.
+
+        A write cut off by a lost connection may or may not have been applied, so
+        `store.retry` does not retry it by itself; the Rocket's writes can be redone (a ping
+        ``$set``s the same values; a completion re-derives its writes from the launch and
+        Firework documents it holds, and its conditional writes match what is already there),
+        so they are retried with the one policy: back-off, then the deadline.
+
+        Raises:
+            StoreUnavailableError: still failing at the deadline.
+        """
+        return retry.call(func, *args, retry_on=ConnectionFailure, what="MongoDB")
+
+    def _complete(self, action: dict[str, Any], state: str) -> None:
+        """Record the launch's end (retried as `_store` says; a failure here never fizzles)."""
+        self._store(self._complete_once, action, state)
+
+    def _complete_once(self, action: dict[str, Any], state: str) -> None:
+        if self._insert and self._launch is not None:
+            # Failed before the launch was written: write it, so the failure is recorded (an
+            # insert cut off by a lost connection may have gone in: then not again).
+            sent, self._insert_sent = self._insert_sent, True
+            if not sent or self.lp.launches.find_one({"launch_id": self.launch_id}) is None:
+                launch_cycle.insert_launch(self.lp, self._launch)
+            self._insert = False
+        if self._launch is None:
+            self.lp.complete_launch(self.launch_id, action, state)
+            return
+        states = launch_cycle.finish_launch(
+            self.lp, self.launch_id, action, state, launch_doc=self._launch, fw_doc=self.fw_doc
+        )
+        self._fw_state = states.get(self.fw_id)
 
     def _result(self, state: str, action: FWAction, message: str, tb: str | None) -> RocketResult:
         if self._fw_state is not None:
@@ -534,223 +474,11 @@ class Rocket:
             stacktrace=tb,
         )
 
-    # -- run -------------------------------------------------------------------------------
-    def run(self) -> RocketResult:
-        """Run the Firetasks and complete the launch (COMPLETED, or FIZZLED on an exception).
-
-        Returns:
-            The outcome; exceptions of Firetasks are recorded, not raised (a
-            ``KeyboardInterrupt`` is recorded and then re-raised).
-        """
-        try:
-            self._prepare()
-        except Exception as exc:
-            # Nothing ran: record the failure so the launch does not stay RUNNING.
-            self.launch_dir = self.launch_dir or os.getcwd()
-            return self._fizzle(exc, None, traceback.format_exc())
-        with _working_dir(self.launch_dir):
-            return self._run_in_dir()
-
-    def _run_in_dir(self) -> RocketResult:
-        all_stored_data: dict[str, Any] = {}
-        all_update_spec: dict[str, Any] = {}
-        all_mod_spec: list[dict[str, Any]] = []
-        stop = threading.Event()
-        beat: threading.Thread | None = None
-        backgrounds: list[BackgroundTask] = []
-        task_dict: dict[str, Any] | None = None
-        try:
-            recovery = self.spec.get("_recovery")
-            if recovery:
-                starting = int(recovery.get("_task_n") or 0)
-                all_stored_data.update(recovery.get("_all_stored_data") or {})
-                all_update_spec.update(recovery.get("_all_update_spec") or {})
-                all_mod_spec.extend(recovery.get("_all_mod_spec") or [])
-                prev_dir = recovery.get("_prev_dir")
-                if (
-                    recovery.get("_mode") == "cp"
-                    and prev_dir
-                    and os.path.abspath(prev_dir) != self.launch_dir
-                ):
-                    if not os.path.isdir(prev_dir):
-                        raise FileNotFoundError(_missing_previous_dir("--copy-data", prev_dir))
-                    shutil.copytree(prev_dir, self.launch_dir, dirs_exist_ok=True)
-            else:
-                starting = 0
-                self._copy_files_in()
-            if self.print_fw_json:
-                self._write_fw_json()
-
-            my_spec = copy.deepcopy(self.spec)
-            my_spec["_fw_env"] = self.fworker.env if self.fworker else {}
-            raw_tasks = list(self.spec.get("_tasks") or [])
-
-            beat = threading.Thread(
-                target=self._heartbeat, args=(stop,), name=f"ping-{self.launch_id}", daemon=True
-            )
-            beat.start()
-            backgrounds = [
-                BackgroundTask.from_dict(b) for b in my_spec.get("_background_tasks") or []
-            ]
-            for bg in backgrounds:
-                bg.start(copy.deepcopy(self.spec))
-
-            action = FWAction()
-            for t_counter in range(starting, len(raw_tasks)):
-                task_dict = raw_tasks[t_counter]
-                # The first checkpoint went in with the launch document.
-                if t_counter != self._checkpointed or self._trackers:
-                    self.ping(
-                        {
-                            "_task_n": t_counter,
-                            "_all_stored_data": all_stored_data,
-                            "_all_update_spec": all_update_spec,
-                            "_all_mod_spec": all_mod_spec,
-                        }
-                    )
-                try:
-                    task = load_firetask(task_dict)
-                    task_dict = task.to_dict()
-                    self._task_attributes(task, my_spec)
-                    result = task.run_task(my_spec)
-                except BaseException as exc:
-                    stop.set()
-                    _stop_all(backgrounds)
-                    out = self._fizzle(exc, task_dict, traceback.format_exc())
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        raise
-                    return out
-                action = _read_action_file() or _as_action(result)
-                all_stored_data.update(action.stored_data)
-                all_update_spec.update(action.update_spec)
-                all_mod_spec.extend(action.mod_spec)
-                my_spec.update(copy.deepcopy(action.update_spec))
-                for mod in action.mod_spec:
-                    apply_mod(mod, my_spec)
-                if action.skip_remaining_tasks:
-                    break
-
-            stop.set()
-            _stop_all(backgrounds)
-            if self._launch is None or self._trackers:
-                self.ping()  # the completion stamps the launch anyway; trackers need a tail
-            for bg in backgrounds:
-                if bg.run_on_finish:
-                    bg.run_once(copy.deepcopy(self.spec))
-            action.stored_data = all_stored_data
-            action.update_spec = all_update_spec
-            action.mod_spec = all_mod_spec
-            action = self._decorate(action, my_spec)
-            self._complete(action.to_dict(), st.COMPLETED)
-            return self._result(st.COMPLETED, action, "", None)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:
-            # Post-processing failed (malformed action, database trouble): FireWorks records
-            # it as FIZZLED with no task.
-            stop.set()
-            _stop_all(backgrounds)
-            return self._fizzle(exc, None, traceback.format_exc(), details=False)
-        finally:
-            stop.set()
-            _stop_all(backgrounds)
-            if beat is not None:
-                beat.join(timeout=5)
-
-    def _fizzle(
-        self,
-        exc: BaseException,
-        task: dict[str, Any] | None,
-        tb: str,
-        details: bool = True,
-    ) -> RocketResult:
-        exc_details = None
-        if details and hasattr(exc, "to_dict"):
-            try:
-                exc_details = exc.to_dict()
-            except Exception:
-                exc_details = None
-        action = FWAction(
-            stored_data={
-                "_message": "runtime error during task",
-                "_task": task,
-                "_exception": {"_stacktrace": tb, "_details": exc_details},
-            },
-            exit=True,
-        )
-        try:
-            if (self._launch is None or self._trackers) and not self._insert:
-                self.ping()
-            action = self._decorate(action, self.spec)
-        except Exception:
-            logger.exception("launch %s: recording the failure's details failed", self.launch_id)
-        self._complete(action.to_dict(), st.FIZZLED)
-        message = f"{type(exc).__name__}: {exc}".strip()
-        return self._result(st.FIZZLED, action, message, tb)
-
-
-def _missing_previous_dir(flag: str, path: str) -> str:
-    return (
-        f"task-level rerun ({flag}): the previous launch directory {path} does not exist on "
-        f"{socket.gethostname()}; it must be on a filesystem this worker sees (shared storage, "
-        "or pin the Firework to the worker that ran it)"
-    )
-
-
-def _as_action(result: Any) -> FWAction:
-    converted = to_fwaction(result)
-    if converted is None:
-        return FWAction()
-    if isinstance(converted, FWAction):
-        return converted
-    if isinstance(converted, Mapping):
-        return FWAction.from_dict(converted)
-    raise TypeError(
-        f"a Firetask must return an FWAction, an action dict or None, not {type(result).__name__}"
-    )
-
-
-def _read_action_file() -> FWAction | None:
-    # FireWorks reads FWAction.json / FWAction.yaml from the cwd after every Firetask.
-    if os.path.exists("FWAction.json"):
-        with open("FWAction.json") as f:
-            return FWAction.from_dict(json.load(f))
-    if os.path.exists("FWAction.yaml"):
-        with open("FWAction.yaml") as f:
-            return FWAction.from_dict(yaml.safe_load(f))
-    return None
-
-
-def _zopen(path: str, mode: str) -> IO[bytes]:
-    # The compression-aware open FireWorks uses (monty's zopen): by the file's extension.
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".bz2":
-        return bz2.open(path, mode)  # type: ignore[return-value]
-    if ext in (".gz", ".z"):
-        return gzip.open(path, mode)  # type: ignore[return-value]
-    if ext in (".xz", ".lzma"):
-        return lzma.open(path, mode)  # type: ignore[return-value]
-    return open(path, mode)  # type: ignore[return-value]
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    return str(obj)
-
 
 def _print_fw_json_default() -> bool:
     from prefect_fireworks.core.settings import get_settings
 
     return get_settings().print_fw_json
-
-
-def _tail(path: str, nlines: int) -> str:
-    if not os.path.exists(path):
-        return ""
-    with open(path, errors="surrogateescape") as f:
-        lines = f.read().splitlines()
-    return "\n".join(lines[-nlines:]) if nlines > 0 else ""
 
 
 def run_one(

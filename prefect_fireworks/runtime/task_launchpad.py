@@ -38,15 +38,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.core import states as st
-from prefect_fireworks.core.models import Firework, Launch, Workflow
+from prefect_fireworks.core.models import Firework, Workflow
+from prefect_fireworks.runtime.fw_json import expand_launches
 
 if TYPE_CHECKING:
-    from pymongo.collection import Collection
-    from pymongo.database import Database
-
     from prefect_fireworks.store.launchpad import LaunchPad
 
-__all__ = ["UPDATE_SPEC_STATES", "TaskLaunchPad"]
+__all__ = ["FORWARDED", "UPDATE_SPEC_STATES", "TaskLaunchPad"]
+
+#: FireWorks' LaunchPad attributes and methods that are the same on this package's LaunchPad
+#: (same names, arguments and results): a `TaskLaunchPad` hands them over as they are.
+FORWARDED = frozenset(
+    {
+        "name",
+        "db",
+        "fireworks",
+        "launches",
+        "workflows",
+        "fw_id_assigner",
+        "get_fw_by_id",
+        "get_wf_by_fw_id",
+        "get_launch_by_id",
+        "get_fw_ids",
+        "get_wf_ids",
+    }
+)
 
 #: FireWorks' ``LaunchPad.update_spec`` only touches Fireworks in these states.
 UPDATE_SPEC_STATES = (st.READY, st.WAITING, st.FIZZLED, st.DEFUSED, st.PAUSED)
@@ -75,6 +91,10 @@ class TaskLaunchPad:
         self._lp = lp
 
     def __getattr__(self, item: str) -> Any:
+        # FireWorks' names that mean the same here are this package's LaunchPad's own.
+        lp = self.__dict__.get("_lp")
+        if lp is not None and item in FORWARDED:
+            return getattr(lp, item)
         raise AttributeError(
             f"self.launchpad.{item}: not one of the FireWorks LaunchPad methods a Firetask can "
             "call here (see prefect_fireworks.runtime.task_launchpad)"
@@ -84,99 +104,27 @@ class TaskLaunchPad:
     @property
     def host(self) -> str:
         """The MongoDB host (or URI), as FireWorks' ``LaunchPad.host``."""
-        config = getattr(self._lp, "config", None)
-        if config is not None and getattr(config, "host", None):
-            return str(config.host)
-        address = self._lp.client.address
-        return str(address[0]) if address else "localhost"
+        return str(self._address("host", 0, "localhost"))
 
     @property
     def port(self) -> int:
         """The MongoDB port."""
+        return int(self._address("port", 1, 27017))
+
+    def _address(self, field: str, index: int, default: Any) -> Any:
+        # The LaunchPad's configuration says, else the connected server's address.
         config = getattr(self._lp, "config", None)
-        if config is not None and getattr(config, "port", None):
-            return int(config.port)
+        if config is not None and getattr(config, field, None):
+            return getattr(config, field)
         address = self._lp.client.address
-        return int(address[1]) if address else 27017
-
-    @property
-    def name(self) -> str:
-        """The database name."""
-        return str(self._lp.name)
-
-    @property
-    def db(self) -> Database:
-        """The database."""
-        return self._lp.db
-
-    @property
-    def fireworks(self) -> Collection:
-        """The ``fireworks`` collection."""
-        return self._lp.fireworks
-
-    @property
-    def launches(self) -> Collection:
-        """The ``launches`` collection."""
-        return self._lp.launches
-
-    @property
-    def workflows(self) -> Collection:
-        """The ``workflows`` collection."""
-        return self._lp.workflows
-
-    @property
-    def fw_id_assigner(self) -> Collection:
-        """The ``fw_id_assigner`` collection."""
-        return self._lp.fw_id_assigner
+        return address[index] if address else default
 
     # -- reading ---------------------------------------------------------------------------
-    def get_fw_by_id(self, fw_id: int) -> Firework:
-        """The Firework."""
-        return self._lp.get_fw_by_id(fw_id)
-
     def get_fw_dict_by_id(self, fw_id: int) -> dict[str, Any]:
         """The Firework with its launches and archived launches as full launch documents."""
         doc = self._lp.get_fw_dict_by_id(fw_id)
-        for key in ("launches", "archived_launches"):
-            ids = list(doc.get(key) or [])
-            found = {d["launch_id"]: d for d in self._lp.launches.find({"launch_id": {"$in": ids}})}
-            docs = []
-            for lid in sorted(found):
-                d = found[lid]
-                d.pop("_id", None)
-                d["action"] = self._lp.load_action(d)
-                docs.append(d)
-            doc[key] = docs
+        doc.update(expand_launches(self._lp, doc))
         return doc
-
-    def get_wf_by_fw_id(self, fw_id: int) -> Workflow:
-        """The workflow containing ``fw_id``."""
-        return self._lp.get_wf_by_fw_id(fw_id)
-
-    def get_launch_by_id(self, launch_id: int) -> Launch:
-        """The launch (its action loaded)."""
-        return self._lp.get_launch_by_id(launch_id)
-
-    def get_fw_ids(
-        self,
-        query: Mapping[str, Any] | None = None,
-        sort: Sequence[tuple[str, int]] | None = None,
-        limit: int = 0,
-        count_only: bool = False,
-        launches_mode: bool = False,
-    ) -> list[int] | int:
-        """FireWorks' ``get_fw_ids``."""
-        return self._lp.get_fw_ids(query, sort, limit, count_only, launches_mode)
-
-    def get_wf_ids(
-        self,
-        query: Mapping[str, Any] | None = None,
-        sort: Sequence[tuple[str, int]] | None = None,
-        limit: int = 0,
-        count_only: bool = False,
-    ) -> list[int] | int:
-        """FireWorks' ``get_wf_ids``."""
-        return self._lp.get_wf_ids(query, sort, limit, count_only)
 
     # -- writing ---------------------------------------------------------------------------
     def add_wf(self, wf: Any, reassign_all: bool = True) -> dict[int, int]:

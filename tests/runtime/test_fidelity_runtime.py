@@ -119,6 +119,25 @@ def test_task_launchpad_refuses_other_methods(lp: Any, root: Path) -> None:
         tlp.rerun_fw(1, recover_launch="last")
 
 
+def test_task_launchpad_forwards_fireworks_names(lp: Any, root: Path) -> None:
+    """The names that mean the same on our LaunchPad are handed over as they are."""
+    from prefect_fireworks.runtime.task_launchpad import FORWARDED, TaskLaunchPad
+
+    lp.add_wf(Firework([AttributesSeenTask()], fw_id=1, name="one"))
+    rapidfire(lp, root)
+    tlp = TaskLaunchPad(lp)
+    for name in FORWARDED:
+        assert getattr(tlp, name) == getattr(lp, name), name
+    assert tlp.get_fw_ids({"name": "one"}) == [1]
+    assert tlp.get_wf_ids() == [1]
+    assert tlp.get_fw_by_id(1).state == "COMPLETED"
+    assert tlp.get_launch_by_id(tlp.get_fw_by_id(1).launches[0]).state == "COMPLETED"
+    full = tlp.get_fw_dict_by_id(1)
+    assert [d["state"] for d in full["launches"]] == ["COMPLETED"]
+    assert full["launches"][0]["action"]["stored_data"]["seen"] == []
+    assert "_id" not in full["launches"][0]
+
+
 def test_task_launchpad_update_spec_and_rerun(lp: Any, root: Path) -> None:
     from prefect_fireworks.runtime.task_launchpad import TaskLaunchPad
 

@@ -164,8 +164,12 @@ def test_firework_stores_task_dicts() -> None:
 
 def test_subclasses_register_themselves() -> None:
     reg = registered_firetasks()
+    import prefect_fireworks.runtime.firetasks as firetasks
+
     for name in ("ScriptTask", "PyTask", "FileWriteTask", "FileDeleteTask", "FileTransferTask"):
-        assert reg[name].__module__ == "prefect_fireworks.runtime.firetasks"
+        # this package's class (not FireWorks'), the one the package exports
+        assert reg[name].__module__.startswith("prefect_fireworks.runtime.firetasks.")
+        assert reg[name] is getattr(firetasks, name)
     assert reg["Doubler"] is Doubler
     assert reg["My Named Task"] is NamedTask
     assert "NotRegistered" not in reg
