@@ -15,6 +15,10 @@ Every setting is an environment variable with the prefix ``PREFECT_INTEGRATIONS_
 - ``..._EXCEPT_DETAILS_ON_RERUN``: FireWorks' ``EXCEPT_DETAILS_ON_RERUN`` (default off).
 - ``..._PRINT_FW_JSON``: FireWorks' ``PRINT_FW_JSON``: write ``FW.json`` into every launch
   directory (default on; ``false`` turns it off).
+- ``..._MONGODB_RETRY_SECONDS``: how long transient MongoDB errors are retried (default 30, 0:
+  no retry); read only when a command fails (`prefect_fireworks.store.retry`).
+- ``..._QUERY_TIMEOUT_MS``: time limit of a user's ``-q``/``-n``/``-s``/``-lm`` queries, sent as
+  ``maxTimeMS`` (default 30000, 0: none).
 
 Empty variables count as unset. The environment is read again on every call of `get_settings`,
 so a changed environment (or a monkeypatched one in tests) takes effect immediately. A new
@@ -23,6 +27,7 @@ setting is one more field of `Settings` (with a ``description``); nothing else t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,8 @@ ENV_PREFIX = "PREFECT_INTEGRATIONS_FIREWORKS_"
 
 DEFAULT_DATABASE = "fireworks"
 DEFAULT_HOME = "~/.prefect-fireworks"
+DEFAULT_MONGODB_RETRY_SECONDS = 30.0
+DEFAULT_QUERY_TIMEOUT_MS = 30000
 MONGODB_URI_SCHEMES = ("mongodb://", "mongodb+srv://")
 
 
@@ -98,6 +105,16 @@ class Settings(BaseSettings):
         description="FireWorks' PRINT_FW_JSON: the Rocket writes the Firework as FW.json into "
         "every launch directory before its Firetasks run.",
     )
+    mongodb_retry_seconds: float = Field(
+        default=DEFAULT_MONGODB_RETRY_SECONDS,
+        description="Seconds transient MongoDB errors are retried before a command gives up "
+        "(0: no retry).",
+    )
+    query_timeout_ms: int = Field(
+        default=DEFAULT_QUERY_TIMEOUT_MS,
+        description="Time limit in ms of the queries of a user's selection (-q, -n, -s, -lm), "
+        "sent as maxTimeMS (0: none).",
+    )
 
     @field_validator("mongodb_uri", "database", mode="before")
     @classmethod
@@ -116,6 +133,35 @@ class Settings(BaseSettings):
         if isinstance(value, str) and (any(c in value for c in '/\\. "$') or len(value) > 63):
             raise ValueError(f"{ENV_PREFIX}DATABASE is not a valid database name: {value!r}")
         return value
+
+    @field_validator("mongodb_retry_seconds", mode="before")
+    @classmethod
+    def _retry_seconds(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return DEFAULT_MONGODB_RETRY_SECONDS
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not (seconds >= 0 and seconds != float("inf")):
+            raise ValueError(
+                f"{ENV_PREFIX}MONGODB_RETRY_SECONDS must be a number of seconds >= 0, not {value!r}"
+            )
+        return seconds
+
+    @field_validator("query_timeout_ms", mode="before")
+    @classmethod
+    def _query_timeout(cls, value: object) -> object:
+        raw = value.strip() if isinstance(value, str) else value
+        if raw == "":
+            return DEFAULT_QUERY_TIMEOUT_MS
+        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < 10**10:
+            return raw
+        if not (isinstance(raw, str) and re.fullmatch(r"[0-9]{1,10}", raw)):
+            raise ValueError(
+                f"{ENV_PREFIX}QUERY_TIMEOUT_MS must be a whole number of milliseconds, not {raw!r}"
+            )
+        return int(raw)
 
     @field_validator("home", "launchpad_file", "launch_root")
     @classmethod

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from prefect_fireworks.core import states as st
 from prefect_fireworks.core.constants import PW_CHECK_NUM
+from prefect_fireworks.core.settings import ENV_PREFIX, get_settings
 from prefect_fireworks.store.maintenance import check_password
 from prefect_fireworks.store.queries import QueryError, check_query
 
@@ -293,22 +293,17 @@ class Selector(BaseModel):
         return result
 
 
-QUERY_TIMEOUT_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_QUERY_TIMEOUT_MS"
-DEFAULT_QUERY_TIMEOUT_MS = 30000
+QUERY_TIMEOUT_ENV = f"{ENV_PREFIX}QUERY_TIMEOUT_MS"
 
 
 def query_timeout_ms(env: Mapping[str, str] | None = None) -> int:
-    """The time limit of user queries in ms (``..._QUERY_TIMEOUT_MS``, default 30000, 0: none).
+    """The time limit of user queries in ms: the ``..._QUERY_TIMEOUT_MS`` setting (default
+    30000, 0: none), from the environment or from ``env``.
 
     Raises:
         ValueError: Not a whole number of milliseconds >= 0.
     """
-    raw = (env if env is not None else os.environ).get(QUERY_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_QUERY_TIMEOUT_MS
-    if not re.fullmatch(r"[0-9]{1,10}", raw):
-        raise ValueError(f"{QUERY_TIMEOUT_ENV} must be a whole number of milliseconds, not {raw!r}")
-    return int(raw)
+    return get_settings(env).query_timeout_ms
 
 
 @contextlib.contextmanager

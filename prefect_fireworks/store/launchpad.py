@@ -27,7 +27,15 @@ from prefect_fireworks.core.constants import (
     WFLOCK_EXPIRATION_SECS,
 )
 from prefect_fireworks.core.models import Firework, Launch, Workflow
-from prefect_fireworks.store import adding, launches, maintenance, queries, validation
+from prefect_fireworks.store import (
+    adding,
+    checkout,
+    completion,
+    launches,
+    maintenance,
+    queries,
+    validation,
+)
 from prefect_fireworks.store.db import FireworksDB
 from prefect_fireworks.store.idranges import find_by_ids
 from prefect_fireworks.store.launches import FWorker
@@ -262,7 +270,7 @@ class LaunchPad(FireworksDB):
         Returns:
             ``(firework document, launch_id)``, or ``(None, None)`` when nothing is READY.
         """
-        return launches.checkout_fw(
+        got = checkout.checkout_launch(
             self,
             fworker,
             launch_dir,
@@ -270,10 +278,11 @@ class LaunchPad(FireworksDB):
             state=state,
             host=host,
             ip=ip,
-            launch_extra=launch_extra,
+            extra=launch_extra,
             dir_for=dir_for,
             only_ready=only_ready,
         )
+        return (None, None) if got is None else (got[0], int(got[1]["launch_id"]))
 
     def ping_launch(self, launch_id: int, checkpoint: Mapping[str, Any] | None = None) -> bool:
         """Heartbeat: stamp the last state-history entry (and its checkpoint) of a RUNNING launch.
@@ -302,4 +311,4 @@ class LaunchPad(FireworksDB):
         Returns:
             The fw_ids refreshed.
         """
-        return launches.complete_launch(self, launch_id, action, state, extra)
+        return list(completion.finish_launch(self, launch_id, action, state, extra))

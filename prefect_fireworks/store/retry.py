@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -41,14 +40,16 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import tenacity
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
+from prefect_fireworks.core.settings import DEFAULT_MONGODB_RETRY_SECONDS, ENV_PREFIX, get_settings
+
 if TYPE_CHECKING:
     from pymongo.collection import Collection
     from pymongo.cursor import Cursor
 
 T = TypeVar("T")
 
-DEADLINE_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_RETRY_SECONDS"
-DEFAULT_DEADLINE = 30.0
+DEADLINE_ENV = f"{ENV_PREFIX}MONGODB_RETRY_SECONDS"
+DEFAULT_DEADLINE = DEFAULT_MONGODB_RETRY_SECONDS
 _FIRST_WAIT = 0.1
 _MAX_WAIT = 2.0
 
@@ -82,21 +83,13 @@ class StoreUnavailableError(RuntimeError):
 
 
 def default_deadline(env: dict[str, str] | None = None) -> float:
-    """The retry deadline in seconds from ``..._MONGODB_RETRY_SECONDS`` (default 30).
+    """The retry deadline in seconds: the ``..._MONGODB_RETRY_SECONDS`` setting (default 30),
+    from the environment or from ``env``.
 
     Raises:
         ValueError: The variable is not a finite number of seconds >= 0.
     """
-    raw = (env if env is not None else os.environ).get(DEADLINE_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_DEADLINE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value >= 0 and value != float("inf")):
-        raise ValueError(f"{DEADLINE_ENV} must be a number of seconds >= 0, not {raw!r}")
-    return value
+    return get_settings(env).mongodb_retry_seconds
 
 
 def _reason(exc: BaseException) -> str:
@@ -135,12 +128,25 @@ def call(
     Raises:
         StoreUnavailableError: Still failing at the deadline (chained to the last error).
     """
-    limit = default_deadline() if deadline is None else deadline
+    # The setting is read at the first failure only: reading settings costs milliseconds,
+    # and this wraps every MongoDB command.
+    limits = [] if deadline is None else [deadline]
+
+    def limit() -> float:
+        if not limits:
+            limits.append(default_deadline())
+        return limits[0]
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        return bool(tenacity.stop_after_delay(limit())(state))
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         logger.warning(
-            "%s unreachable (%s); retrying for up to %g s", what, _reason(exc or Exception()), limit
+            "%s unreachable (%s); retrying for up to %g s",
+            what,
+            _reason(exc or Exception()),
+            limit(),
         )
         if reconnect is not None:
             try:
@@ -158,7 +164,7 @@ def call(
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(transient),
         wait=tenacity.wait_exponential(multiplier=_FIRST_WAIT, max=_MAX_WAIT),
-        stop=tenacity.stop_after_delay(limit),
+        stop=stop,
         before_sleep=before_sleep,
         reraise=False,
         sleep=time.sleep,
@@ -168,7 +174,7 @@ def call(
     except tenacity.RetryError as exc:
         last = exc.last_attempt.exception()
         raise StoreUnavailableError(
-            f"{what} unreachable for {limit:g} s, giving up: {_reason(last or exc)}"
+            f"{what} unreachable for {limit():g} s, giving up: {_reason(last or exc)}"
         ) from last
 
 

@@ -32,7 +32,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, embedded.ServerInfo]]:
 def _kill(info: embedded.ServerInfo) -> None:
     os.kill(info.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while embedded._pid_alive(info.pid) and time.monotonic() < deadline:
+    while embedded.pid_alive(info.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -116,3 +116,27 @@ def test_a_bad_deadline_setting_is_refused(value: str) -> None:
         default_deadline({DEADLINE_ENV: value})
     assert default_deadline({}) == 30
     assert default_deadline({DEADLINE_ENV: "0"}) == 0
+
+
+def test_the_deadline_is_a_setting_read_only_when_a_command_fails(monkeypatch, mongo_uri):
+    """``..._MONGODB_RETRY_SECONDS`` is a field of core.settings; a command that succeeds
+    does not read it (reading settings costs milliseconds, and every command is wrapped)."""
+    from prefect_fireworks.core.settings import get_settings
+    from prefect_fireworks.store import retry
+
+    assert get_settings({DEADLINE_ENV: "5"}).mongodb_retry_seconds == 5
+    monkeypatch.setenv(DEADLINE_ENV, "soon")  # refused, but only once it is read
+    with _client(mongo_uri) as client:
+        coll = RetryingCollection(client.fw.docs)
+        coll.insert_one({"n": 1})
+        assert coll.count_documents({}) == 1
+        client.fw.drop_collection("docs")
+
+    def fail() -> None:
+        raise pymongo.errors.ConnectionFailure("refused")
+
+    with pytest.raises(ValueError, match=DEADLINE_ENV):
+        retry.call(fail)
+    monkeypatch.setenv(DEADLINE_ENV, "0")
+    with pytest.raises(StoreUnavailableError, match="unreachable for 0 s"):
+        retry.call(fail)

@@ -147,9 +147,9 @@ def test_a_firework_life_is_six_commands_at_any_workflow_size(counted, tmp_path,
 def test_the_read_ahead_is_one_query_per_block_of_lives(counted, tmp_path, monkeypatch):
     """The children's documents are read once per `READ_AHEAD` lives of a chain: every
     other life is the lean six commands."""
-    from prefect_fireworks.store import launch_cycle
+    from prefect_fireworks.store import completion
 
-    monkeypatch.setattr(launch_cycle, "READ_AHEAD", 4)
+    monkeypatch.setattr(completion, "READ_AHEAD", 4)
     clp, listener = counted
     clp.add_wf(chain(14))
     _lives(clp, listener, tmp_path, 1)  # reads c1..c4
