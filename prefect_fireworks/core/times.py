@@ -17,3 +17,13 @@ def to_utc(value: Any) -> datetime | None:
             return None
         return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
     return None
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def isoformat(dt: datetime | None = None) -> str:
+    """FireWorks' string form of a date (``recursive_dict`` turns datetimes into isoformat)."""
+    return (dt or utcnow()).isoformat()
