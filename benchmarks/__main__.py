@@ -28,6 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="small sizes (smoke check, ~3 min)")
     run.add_argument("--only", help=f"comma list of scenarios: {', '.join(SCENARIOS)}")
     run.add_argument("--no-write", action="store_true", help="print only; write no files")
+    run.add_argument(
+        "--max-fireworks",
+        type=int,
+        help="skip the sizes above this many Fireworks (a subset of a full run)",
+    )
+    run.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows of today's results file of the same mode (a run continued)",
+    )
     args = ap.parse_args(argv)
 
     names = list(SCENARIOS)
@@ -38,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
             return 2
 
-    from benchmarks.harness import Bench, table, write_results
+    from benchmarks.harness import Bench, previous_rows, table, write_results
 
     started = time.time()
     bench = Bench(quick=args.quick)
@@ -47,6 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         command += f" --only {args.only}"
     path = None
+    bench.max_fireworks = args.max_fireworks
+    if args.max_fireworks is not None:
+        command += f" --max-fireworks {args.max_fireworks}"
+    if args.append:
+        command += " (continuing an earlier run of the same day)"
+        bench.rows.extend(previous_rows(Path(__file__).parent, args.quick, started))
+    out_dir = Path(__file__).parent
+    if not args.no_write:
+
+        def _write() -> None:
+            write_results(bench, started, command, out_dir)
+
+        bench.on_row = _write
     with bench.servers():
         bench.log(f"servers up: MongoDB-wire 127.0.0.1:{bench.port}, Prefect {bench.prefect_url}")
         for name in names:

@@ -20,7 +20,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +114,19 @@ class Bench:
         #: Load average when the run started, and when each scenario started (shared machines).
         self.load_at_start = _loadavg()
         self.scenario_loads: dict[str, list[float]] = {}
+        #: ``--max-fireworks``: sizes above it are skipped (and listed in the results).
+        self.max_fireworks: int | None = None
+        self.skipped: list[str] = []
+        #: Called after each row (the results are rewritten).
+        self.on_row: Callable[[], None] | None = None
+
+    def fit(self, scenario: str, sizes: Sequence[int]) -> list[int]:
+        """The sizes (in Fireworks) within ``--max-fireworks``; the others are recorded."""
+        cap = self.max_fireworks
+        for n in sizes:
+            if cap is not None and n > cap:
+                self.skipped.append(f"{scenario} at {n:,}")
+        return [n for n in sizes if cap is None or n <= cap]
 
     # -- servers ---------------------------------------------------------------------------
     @contextmanager
@@ -264,6 +277,8 @@ class Bench:
     # -- reporting -------------------------------------------------------------------------
     def add(self, row: Row) -> None:
         self.rows.append(row)
+        if self.on_row is not None:  # written at once: a stopped run keeps what it measured
+            self.on_row()
         if self.verbose:
             ratio = f"{row.ratio:.1f}x" if row.ratio else "-"
             print(
@@ -353,6 +368,17 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def previous_rows(out_dir: Path, quick: bool, started: float) -> list[Row]:
+    """The rows of the results file this run would write (same day and mode), if any."""
+    stamp = time.strftime("%Y-%m-%d", time.gmtime(started))
+    path = out_dir / "results" / f"{stamp}{'-quick' if quick else ''}.json"
+    if not path.exists():
+        return []
+    names = set(Row.__dataclass_fields__)
+    rows = json.loads(path.read_text()).get("rows", [])
+    return [Row(**{k: v for k, v in r.items() if k in names}) for r in rows]
+
+
 BEGIN = "<!-- BEGIN RESULTS -->"
 END = "<!-- END RESULTS -->"
 
@@ -367,6 +393,7 @@ def write_results(bench: Bench, started: float, command: str, out_dir: Path) -> 
         "machine": machine(bench),
         "versions": versions(),
         "rows": [r.to_dict() for r in bench.rows],
+        "skipped": bench.skipped,
     }
     results = out_dir / "results"
     results.mkdir(exist_ok=True)
@@ -381,7 +408,9 @@ def write_results(bench: Bench, started: float, command: str, out_dir: Path) -> 
         f"{m['cpus']} CPUs ({m['cpu_model']}), {m['ram']} RAM, load average (1, 5, 15 min) at "
         f"start {m['load_avg_at_start']}, at the end {m['load_avg_at_end']}, "
         f"{m['platform']}, Python {m['python']}; versions {data['versions']}. "
-        f"Raw data: `benchmarks/results/{name}`.\n\n{table(bench.rows)}\n\n"
+        f"Raw data: `benchmarks/results/{name}`."
+        + (f" Not run (``--max-fireworks``): {', '.join(bench.skipped)}." if bench.skipped else "")
+        + f"\n\n{table(bench.rows)}\n\n"
         f"<details><summary>raw JSON</summary>\n\n```json\n"
         f"{json.dumps(data, indent=1, default=str)}\n```\n</details>\n{END}"
     )
