@@ -129,8 +129,9 @@ class Heartbeat:
         while not self._stop.wait(self.ping_secs):
             try:
                 self.ping()
-            except Exception:  # a failed heartbeat must never kill the launch
-                logger.exception("launch %s: heartbeat failed", self.launch_id)
+            except Exception as exc:  # a failed heartbeat must never kill the launch
+                # one line: the next heartbeat, or the completion's retries, tell the rest
+                logger.warning("launch %s: heartbeat failed: %s", self.launch_id, exc)
 
 
 def _tail(path: str, nlines: int) -> str:

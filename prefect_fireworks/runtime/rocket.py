@@ -46,6 +46,7 @@ from prefect_fireworks.core.models import FWAction
 from prefect_fireworks.runtime import actions
 from prefect_fireworks.runtime.background import BackgroundTask
 from prefect_fireworks.runtime.background import stop_all as _stop_all
+from prefect_fireworks.runtime.checkout import checkout, claim_launch
 from prefect_fireworks.runtime.firetasks import Firetask, load_firetask
 from prefect_fireworks.runtime.fw_json import write_fw_json
 from prefect_fireworks.runtime.heartbeat import (
@@ -148,62 +149,6 @@ class RocketResult:
         }
 
 
-# -- checkout ------------------------------------------------------------------------------
-
-
-def checkout(
-    lp: LaunchPad,
-    fworker: FWorker | None = None,
-    fw_id: int | None = None,
-    *,
-    launch_root: str | os.PathLike[str] | None = None,
-    launch_extra: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any] | None, int | None]:
-    """Claim a READY Firework (this one, or the best match for ``fworker``) and create its launch.
-
-    The launch directory is created only once something is claimed (``spec._launch_dir``,
-    when set, is used instead). With ``fw_id`` only a READY Firework is taken.
-
-    Returns:
-        ``(firework document, launch_id)``, or ``(None, None)``.
-    """
-    got = claim_launch(lp, fworker, fw_id, launch_root=launch_root, launch_extra=launch_extra)
-    if got is None:
-        return None, None
-    fw_doc, launch_doc = got
-    launch_cycle.insert_launch(lp, launch_doc)
-    return fw_doc, int(launch_doc["launch_id"])
-
-
-def claim_launch(
-    lp: LaunchPad,
-    fworker: FWorker | None = None,
-    fw_id: int | None = None,
-    *,
-    launch_root: str | os.PathLike[str] | None = None,
-    launch_extra: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Claim a READY Firework and make its launch document, without writing it yet.
-
-    Give both to ``Rocket(..., launch_doc=..., insert_launch=True)``: the Rocket writes the
-    launch with its first checkpoint (and, in a Prefect task, the run ids) in one insert.
-
-    Returns:
-        ``(firework document, launch document)``, or None when nothing is READY.
-    """
-    root = resolve_launch_root(launch_root)
-    return launch_cycle.checkout_launch(
-        lp,
-        fworker or FWorker(),
-        os.fspath(root),
-        fw_id,
-        extra=launch_extra,
-        dir_for=lambda _doc: make_launch_dir(root),
-        only_ready=True,
-        insert=False,
-    )
-
-
 # -- the Rocket -----------------------------------------------------------------------------
 
 
@@ -260,6 +205,7 @@ class Rocket:
         self.spec: dict[str, Any] = copy.deepcopy(dict(fw_doc.get("spec") or {}))
         self.launch_dir = ""
         self.heartbeat = Heartbeat(lp, launch_id, self._launch, ping_secs)
+        self._backgrounds: list[BackgroundTask] = []
 
     # -- start -----------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -327,28 +273,10 @@ class Rocket:
             return self._run_in_dir()
 
     def _run_in_dir(self) -> RocketResult:
-        backgrounds: list[BackgroundTask] = []
         task_dict: dict[str, Any] | None = None
         try:
-            done = Checkpoint.from_spec(self.spec)
-            if self.spec.get("_recovery"):
-                restore_previous_dir(self.spec, self.launch_dir)
-            else:
-                copy_files_in(self.spec)
-            if self.print_fw_json:
-                write_fw_json(self.lp, self.fw_doc, self.launch_dir, self.launch_id, self._launch)
-
-            my_spec = copy.deepcopy(self.spec)
-            my_spec["_fw_env"] = self.fworker.env if self.fworker else {}
+            done, my_spec = self._start_in_dir()
             raw_tasks = list(self.spec.get("_tasks") or [])
-
-            self.heartbeat.start()
-            backgrounds = [
-                BackgroundTask.from_dict(b) for b in my_spec.get("_background_tasks") or []
-            ]
-            for bg in backgrounds:
-                bg.start(copy.deepcopy(self.spec))
-
             action = FWAction()
             for t_counter in range(done.task_n, len(raw_tasks)):
                 task_dict = raw_tasks[t_counter]
@@ -361,8 +289,7 @@ class Rocket:
                     self._task_attributes(task, my_spec)
                     result = task.run_task(my_spec)
                 except BaseException as exc:
-                    self.heartbeat.stop()
-                    _stop_all(backgrounds)
+                    self._stop_helpers()
                     out = self._fizzle(exc, task_dict, traceback.format_exc())
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                         raise
@@ -372,34 +299,63 @@ class Rocket:
                 actions.apply_to_spec(action, my_spec)
                 if action.skip_remaining_tasks:
                     break
-
-            self.heartbeat.stop()
-            _stop_all(backgrounds)
-            if self._launch is None or self.heartbeat.trackers:
-                # the completion stamps the launch anyway; trackers need a tail
-                self._store(self.ping)
-            for bg in backgrounds:
-                if bg.run_on_finish:
-                    bg.run_once(copy.deepcopy(self.spec))
-            action.stored_data = done.stored_data
-            action.update_spec = done.update_spec
-            action.mod_spec = done.mod_spec
-            action = self._decorate(action, my_spec)
-            self._complete(action.to_dict(), st.COMPLETED)
-            return self._result(st.COMPLETED, action, "", None)
+            return self._finish_in_dir(action, done, my_spec)
         except (KeyboardInterrupt, SystemExit, *STORE_ERRORS):
             # A store still failing at the retry deadline: the launch stays RUNNING (its
             # tasks may have had their effects) for detect_lostruns, never FIZZLED for it.
             raise
         except Exception as exc:
-            # Post-processing failed (malformed action, database trouble): FireWorks records
-            # it as FIZZLED with no task.
-            self.heartbeat.stop()
-            _stop_all(backgrounds)
+            # Post-processing failed (malformed action, an error the database reported):
+            # FireWorks records it as FIZZLED with no task.
+            self._stop_helpers()
             return self._fizzle(exc, None, traceback.format_exc(), details=False)
         finally:
-            _stop_all(backgrounds)
+            _stop_all(self._backgrounds)
             self.heartbeat.stop(join=True)
+
+    def _start_in_dir(self) -> tuple[Checkpoint, dict[str, Any]]:
+        """Before the first task: the previous directory's data or ``_files_in``, FW.json, the
+        heartbeat and the background tasks. Returns the checkpoint to start from and the spec
+        the tasks see."""
+        done = Checkpoint.from_spec(self.spec)
+        if self.spec.get("_recovery"):
+            restore_previous_dir(self.spec, self.launch_dir)
+        else:
+            copy_files_in(self.spec)
+        if self.print_fw_json:
+            write_fw_json(self.lp, self.fw_doc, self.launch_dir, self.launch_id, self._launch)
+        my_spec = copy.deepcopy(self.spec)
+        my_spec["_fw_env"] = self.fworker.env if self.fworker else {}
+        self.heartbeat.start()
+        self._backgrounds = [
+            BackgroundTask.from_dict(b) for b in my_spec.get("_background_tasks") or []
+        ]
+        for bg in self._backgrounds:
+            bg.start(copy.deepcopy(self.spec))
+        return done, my_spec
+
+    def _stop_helpers(self) -> None:
+        self.heartbeat.stop()
+        _stop_all(self._backgrounds)
+
+    def _finish_in_dir(
+        self, action: FWAction, done: Checkpoint, my_spec: Mapping[str, Any]
+    ) -> RocketResult:
+        """After the last task: background tasks' last runs, the merged and decorated
+        FWAction, the launch COMPLETED."""
+        self._stop_helpers()
+        if self._launch is None or self.heartbeat.trackers:
+            # the completion stamps the launch anyway; trackers need a tail
+            self._store(self.ping)
+        for bg in self._backgrounds:
+            if bg.run_on_finish:
+                bg.run_once(copy.deepcopy(self.spec))
+        action.stored_data = done.stored_data
+        action.update_spec = done.update_spec
+        action.mod_spec = done.mod_spec
+        action = self._decorate(action, my_spec)
+        self._complete(action.to_dict(), st.COMPLETED)
+        return self._result(st.COMPLETED, action, "", None)
 
     # -- end -------------------------------------------------------------------------------
     def _decorate(self, action: FWAction, my_spec: Mapping[str, Any]) -> FWAction:

@@ -75,49 +75,15 @@ class ScriptTask(Firetask):
         fizzle = bool(p.get("fizzle_bad_rc", not defuse))
         if defuse and fizzle:
             raise ValueError("ScriptTask cannot both FIZZLE and DEFUSE a bad returncode!")
-        use_shell = bool(p.get("use_shell", True))
-        scripts = p["script"]
-        if isinstance(scripts, str):
-            scripts = [scripts]
-        commands: list[Any] = [
-            s if use_shell else (shlex.split(s) if isinstance(s, str) else [str(a) for a in s])
-            for s in scripts
-        ]
-        capture_out = bool(p.get("store_stdout") or p.get("stdout_file"))
-        capture_err = bool(p.get("store_stderr") or p.get("stderr_file"))
         stdin_key = p.get("stdin_key")
         stdin_data = None
         if stdin_key:
             value = fw_spec[stdin_key]
             stdin_data = value if isinstance(value, bytes) else str(value).encode()
-
-        out_parts: list[str] = []
-        err_parts: list[str] = []
-        returncodes: list[int] = []
         # Output that is not captured still goes to this process's stdout/stderr as it comes;
         # its tail is kept so that a failure can say why (ScriptTaskError).
         out_tail, err_tail = OutputTail(), OutputTail()
-        with _open_or_none(p.get("stdin_file")) as stdin_f:
-            for cmd in commands:
-                rc, out_b, err_b = run_teed(
-                    cmd,
-                    use_shell,
-                    p.get("shell_exe"),
-                    stdin_data,
-                    None if stdin_data is not None else stdin_f,
-                    None if capture_out else out_tail,
-                    None if capture_err else err_tail,
-                )
-                if capture_out:
-                    out_parts.append(out_b.decode("utf-8", errors="replace"))
-                    out_tail.feed(out_b)
-                if capture_err:
-                    err_parts.append(err_b.decode("utf-8", errors="replace"))
-                    err_tail.feed(err_b)
-                returncodes.append(rc)
-                if rc != 0:
-                    break
-        stdout, stderr = "".join(out_parts), "".join(err_parts)
+        returncodes, stdout, stderr = _run_commands(p, stdin_data, out_tail, err_tail)
         if p.get("stdout_file"):
             with open(p["stdout_file"], "a+") as f:
                 f.write(stdout)
@@ -170,6 +136,53 @@ class ScriptTaskError(RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.returncodes, self.stdout_tail, self.stderr_tail))
+
+
+def _run_commands(
+    p: Mapping[str, Any],
+    stdin_data: bytes | None,
+    out_tail: OutputTail,
+    err_tail: OutputTail,
+) -> tuple[list[int], str, str]:
+    """Run the commands of ``p["script"]`` until one fails.
+
+    Returns:
+        The return codes, and the captured stdout and stderr (empty unless captured).
+    """
+    use_shell = bool(p.get("use_shell", True))
+    scripts = p["script"]
+    if isinstance(scripts, str):
+        scripts = [scripts]
+    commands: list[Any] = [
+        s if use_shell else (shlex.split(s) if isinstance(s, str) else [str(a) for a in s])
+        for s in scripts
+    ]
+    capture_out = bool(p.get("store_stdout") or p.get("stdout_file"))
+    capture_err = bool(p.get("store_stderr") or p.get("stderr_file"))
+    out_parts: list[str] = []
+    err_parts: list[str] = []
+    returncodes: list[int] = []
+    with _open_or_none(p.get("stdin_file")) as stdin_f:
+        for cmd in commands:
+            rc, out_b, err_b = run_teed(
+                cmd,
+                use_shell,
+                p.get("shell_exe"),
+                stdin_data,
+                None if stdin_data is not None else stdin_f,
+                None if capture_out else out_tail,
+                None if capture_err else err_tail,
+            )
+            if capture_out:
+                out_parts.append(out_b.decode("utf-8", errors="replace"))
+                out_tail.feed(out_b)
+            if capture_err:
+                err_parts.append(err_b.decode("utf-8", errors="replace"))
+                err_tail.feed(err_b)
+            returncodes.append(rc)
+            if rc != 0:
+                break
+    return returncodes, "".join(out_parts), "".join(err_parts)
 
 
 @contextlib.contextmanager
