@@ -24,6 +24,41 @@ os.environ["PREFECT_INTEGRATIONS_FIREWORKS_LOCAL_PREFECT_SERVER"] = "false"
 MONGODB_URI_ENV = "PREFECT_INTEGRATIONS_FIREWORKS_MONGODB_URI"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers ``-n auto`` (in pyproject's addopts) starts.
+
+    The whole suite, or a directory of it: 2 workers (at most 4 on a larger machine). The suite
+    waits on servers, subprocesses and flow runs more than it computes, so on 2 cores two test
+    files at a time finish sooner. Each worker has its own session fixtures (SecantusDB server,
+    Prefect harness, real Prefect server), each on a free port in its own temporary folder.
+    Single test files, or ``-s`` (output to the terminal), run in-process as without xdist.
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides (0: in-process).
+    """
+    from pathlib import Path
+
+    if "PYTEST_XDIST_AUTO_NUM_WORKERS" in os.environ:
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    if config.getoption("capture") == "no":
+        return 0
+    if any(Path(arg.split("::", 1)[0]).is_file() for arg in config.args):
+        return 0
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with slow tests (marked ``server`` or ``reliability``) first, each file kept whole.
+
+    xdist hands out files in this order: a slow file started last would leave one worker
+    running it alone at the end.
+    """
+    slow = {
+        item.path
+        for item in items
+        if item.get_closest_marker("server") or item.get_closest_marker("reliability")
+    }
+    items.sort(key=lambda item: item.path not in slow)  # stable: order within a file unchanged
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Never touch the user's ~/.prefect-fireworks: the embedded server's home is temporary."""
