@@ -144,6 +144,11 @@ class WorkflowLock:
         if holder is None:
             return False
         at = holder.get("locked_at")
+        if holder.get("locked_by") == self.owner:
+            # Our own write landed but its reply was cut off (the collection retried it and
+            # found the workflow locked): the owner names this acquisition, so it is ours.
+            self.acquired_at = at if isinstance(at, datetime) else now
+            return True
         expired = isinstance(at, datetime) and _naive(at) < _naive(now) - timedelta(
             seconds=self.expire_secs
         )

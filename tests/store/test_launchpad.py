@@ -161,6 +161,30 @@ def test_stale_lock_expires_and_live_lock_blocks(lp):
     assert "locked" not in lp.workflows.find_one({"nodes": 1})
 
 
+def test_lock_whose_reply_was_cut_off_is_recognised_as_ours(lp):
+    """A lock write that landed but whose reply was lost is ours at once, not after expiry."""
+    from datetime import datetime, timezone
+
+    from prefect_fireworks.store.locks import WorkflowLock
+
+    lp.add_wf(diamond())
+    lock = WorkflowLock(lp.workflows, 1, lp.lock_owner, wait_secs=0.5)
+    # What the server holds after our cut-off write: the workflow locked by this acquisition.
+    at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    lp.workflows.update_one(
+        {"nodes": 1}, {"$set": {"locked": True, "locked_by": lock.owner, "locked_at": at}}
+    )
+    with lock:
+        assert lock.acquired_at == at
+    assert "locked" not in lp.workflows.find_one({"nodes": 1})
+    # Another acquisition of the same process does not take it: only this one is the owner.
+    lp.workflows.update_one(
+        {"nodes": 1}, {"$set": {"locked": True, "locked_by": lock.owner, "locked_at": at}}
+    )
+    with pytest.raises(LockedWorkflowError), lp.wf_lock(1, wait_secs=0.2):
+        pass
+
+
 def test_unknown_firework_errors(lp):
     with pytest.raises(ValueError, match="FW with id: 99 not found!"):
         lp.get_fw_dict_by_id(99)
