@@ -68,9 +68,29 @@ class TrackingEditor(WorkflowEditor):
         moved.extend(i for i in fw["launches"] if i not in moved)
         super()._reset_one(fw_id, except_details)
 
-    def commit_grouped(self) -> str:
+    def commit_grouped(self, history: Mapping[int, Mapping[str, Any]] | None = None) -> str:
         """Commit, writing Fireworks that only a reset changed with one ``update_many`` per
-        final state (a pipeline update moving ``launches`` into ``archived_launches``)."""
+        final state (a pipeline update moving ``launches`` into ``archived_launches``).
+
+        Args:
+            history: a ``rerun_history`` entry (with its ``rerun_id``) to append to each of
+                these Fireworks. A Firework that only a reset changed gets it in the same
+                pipeline update as its reset (one write, not two); the others get a ``$push``.
+                Either is guarded by the ``rerun_id``, so replaying the intent is harmless.
+        """
+        history = dict(history or {})
+        for fid, entry in history.items():
+            if not (
+                fid in self.archived and fid in self._dirty and self._dirty[fid] <= _RESET_FIELDS
+            ):
+                self.pre_writes.append(
+                    Write(
+                        "fireworks",
+                        "update_one",
+                        {"fw_id": fid, "rerun_history.rerun_id": {"$ne": entry["rerun_id"]}},
+                        {"$push": {"rerun_history": dict(entry)}},
+                    )
+                )
         groups: dict[tuple[str, bool], list[int]] = {}
         for fid, fields in list(self._dirty.items()):
             if fid in self.archived and fields <= _RESET_FIELDS:
@@ -87,7 +107,24 @@ class TrackingEditor(WorkflowEditor):
                     ]
                 }
                 sets["launches"] = {"$literal": []}
-            for q in id_queries("fw_id", ids):
+            for fid in [i for i in ids if i in history]:
+                entry = history[fid]
+                pushed = {
+                    "$concatArrays": [
+                        {"$ifNull": ["$rerun_history", []]},
+                        [{"$literal": dict(entry)}],
+                    ]
+                }
+                self.pre_writes.append(
+                    Write(
+                        "fireworks",
+                        "update_one",
+                        {"fw_id": fid, "rerun_history.rerun_id": {"$ne": entry["rerun_id"]}},
+                        [{"$set": {**sets, "rerun_history": pushed}}],
+                    )
+                )
+            rest = [i for i in ids if i not in history]
+            for q in id_queries("fw_id", rest) if rest else []:
                 self.pre_writes.append(Write("fireworks", "update_many", q, [{"$set": sets}]))
         # one intent for the whole change: a kill at any point is rolled forward
         self.journal = True

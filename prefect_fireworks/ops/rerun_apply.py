@@ -21,7 +21,6 @@ from prefect_fireworks.ops.editor import Progress, TrackingEditor
 from prefect_fireworks.ops.rerun_steps import _run_steps
 from prefect_fireworks.ops.rerun_types import RerunEntry, RerunPlan, RerunResult
 from prefect_fireworks.ops.workflows import WF_FIELDS
-from prefect_fireworks.store.intents import Write
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -137,21 +136,13 @@ def apply_rerun(
                     )
             now_iso = isoformat()
             who = extra.get("by") or _who()
-            for e in entries:
-                if e.role == "descendant":
-                    continue
-                entry = _history_entry(ed, e, e.fw_id in recovery, now_iso, who, extra)
-                # guarded by its rerun_id, so replaying the intent does not push it twice
-                ed.pre_writes.append(
-                    Write(
-                        "fireworks",
-                        "update_one",
-                        {"fw_id": e.fw_id, "rerun_history.rerun_id": {"$ne": entry["rerun_id"]}},
-                        {"$push": {"rerun_history": entry}},
-                    )
-                )
+            history = {
+                e.fw_id: _history_entry(ed, e, e.fw_id in recovery, now_iso, who, extra)
+                for e in entries
+                if e.role != "descendant"
+            }
             ed.kind = "rerun"
-            ed.commit_grouped()
+            ed.commit_grouped(history)
         res.entries.extend(entries)
         res.skipped.extend(skipped)
         res.recovery.update(recovery)
