@@ -46,6 +46,17 @@ def test_quickstart_and_its_follow_up_commands_run_clean(tmp_path: Path) -> None
     try:
         quick = run(str(BIN / "python"), "examples/quickstart.py", timeout=600)
         assert "workflow state: COMPLETED" in quick.stdout
+        # No Prefect API configured: the local Prefect server starts, and the example says so
+        # until it answers (never silent for long), then that both servers keep running.
+        assert "starting a local Prefect server in the background" in quick.stdout
+        ready = r"Prefect API ready after \d+ s: http://127\.0\.0\.1:\d+/api"
+        assert re.search(ready, quick.stdout), quick.stdout
+        assert "The embedded MongoDB-wire server keeps running in the background" in quick.stdout
+        assert "`lpad server stop` stops it as well" in quick.stdout
+        # The fizzle is one clear line: no state repr with the summary dict, no empty traceback.
+        both = quick.stdout + quick.stderr
+        assert "Firework 2 (compute) fizzled in Firetask 1 (ScriptTask): ScriptTaskError" in both
+        assert "NoneType: None" not in both and "result={" not in both
         printed = quick.stdout.strip().splitlines()[-1]
         assert "`prefect flow-run ls`" in printed and "`lpad get_wflows -t`" in printed
         fws = re.search(r"`lpad get_fws -i (\d+) -d all`", printed)
