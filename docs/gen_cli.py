@@ -17,6 +17,12 @@ HEADER = """# `lpad` reference
 Generated from the command line itself by `python docs/gen_cli.py`; do not edit by hand.
 FireWorks' underscore names (`get_fws`, `rerun_fws`, ...) are the documented ones; the dash-case
 forms (`get-fws`, `rerun-fws`, ...) work too.
+
+Every command prints what it did or found on stdout (with `--json`, every listing and every
+operation prints JSON there and nothing else); messages, warnings, the progress display and
+Prefect's log lines go to stderr. Bad input: one `Error: ...` line on stderr, exit 2, nothing
+written. `lpad -h` and `lpad COMMAND -h` fit an 80-column terminal; `lpad --install-completion`
+adds tab completion to your shell.
 """
 
 

@@ -1,17 +1,54 @@
 """How mass commands present plan -> confirm -> apply: dry runs, FireWorks' more-than-10
-confirmation, a progress bar on a terminal, a summary table (or ``--json``) after."""
+confirmation, a done/total progress display while writing (`prefect_fireworks.cli.progress`),
+and after it a summary: a table for a few Fireworks, counts grouped by change for many (or
+``--json``, which always lists every one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from prefect_fireworks.cli.common import asker
+from prefect_fireworks.cli.common import OUT, asker
+from prefect_fireworks.cli.progress import count_progress
 from prefect_fireworks.ops.selection import confirm_mass
+
+#: Above this many rows a summary prints counts instead of one table row per Firework.
+TABLE_MAX_ROWS = 20
+
+
+def id_list(ids: Iterable[int], limit: int = 12) -> str:
+    """``1, 2, 3`` or, for many, ``1, 2, ... 300 (300 ids)``."""
+    ids = sorted(ids)
+    if len(ids) <= limit:
+        return ", ".join(map(str, ids))
+    return f"{', '.join(map(str, ids[: limit - 1]))}, ... {ids[-1]} ({len(ids)} ids)"
+
+
+def grouped(pairs: Iterable[tuple[str, int]]) -> list[str]:
+    """``key: n (ids)`` for each key of (key, fw_id) pairs, the largest group first."""
+    groups: dict[str, list[int]] = {}
+    for key, fw_id in pairs:
+        groups.setdefault(key, []).append(fw_id)
+    return [
+        f"{key}: {len(ids)} ({id_list(ids)})"
+        for key, ids in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    ]
+
+
+def table_or_counts(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    groups: Callable[[], list[str]],
+) -> None:
+    """A table of ``rows`` when there are at most `TABLE_MAX_ROWS`, else ``title:`` and the
+    indented lines of ``groups()`` (each Firework is shown once either way)."""
+    if len(rows) <= TABLE_MAX_ROWS:
+        OUT.table(rows, columns, title=title)
+        return
+    OUT.text(title + ":")
+    for line in [*groups(), "(--json lists every Firework)"]:
+        OUT.text(f"  {line}")
 
 
 def confirmer(password: str | None) -> Callable[[int], None]:
@@ -20,25 +57,10 @@ def confirmer(password: str | None) -> Callable[[int], None]:
 
 
 def progress_bar(title: str, as_json: bool) -> Callable[[int], Any]:
-    """A progress-bar factory: ``with factory(total) as advance: advance(k)`` (on stderr,
-    only on a terminal and never with ``--json``)."""
-
-    @contextmanager
-    def open_bar(total: int) -> Iterator[Callable[[int], None]]:
-        console = Console(stderr=True)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=as_json or not console.is_terminal,
-        ) as bar:
-            task = bar.add_task(title, total=max(total, 1))
-            yield lambda k: bar.advance(task, k)
-
-    return open_bar
+    """A progress factory: ``with factory(total) as advance: advance(k)`` (on stderr: a bar on
+    a terminal, a plain line now and then otherwise, nothing with ``--json``; see
+    `count_progress`)."""
+    return lambda total: count_progress(title, total, enabled=not as_json)
 
 
 def apply_to_selected(

@@ -19,14 +19,11 @@ from prefect_fireworks.cli.common import (
     OUT,
     STATE,
     DryRunOpt,
-    FwIdsOpt,
     JsonOpt,
-    LaunchesModeOpt,
-    NameOpt,
-    QueryOpt,
-    StateOpt,
+    Selection,
     UsageError,
     command,
+    selection_options,
 )
 from prefect_fireworks.core import states as st
 from prefect_fireworks.ops.audit import Actor
@@ -78,12 +75,9 @@ ERRORS_HELP = (
 
 
 @command(app, "errors", help=ERRORS_HELP)
+@selection_options()
 def errors(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
+    options: Selection,
     examples: Annotated[
         int, typer.Option("--examples", min=0, help="Example fw_ids shown per signature.")
     ] = 5,
@@ -95,7 +89,7 @@ def errors(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    sel = Selector.from_options(fw_id, name, state, query, launches_mode)
+    sel = options.selector()
     if sel.is_empty:
         sel = Selector(state=st.FIZZLED)
     lp = STATE.launchpad()

@@ -8,6 +8,7 @@ input, 1 for an unreachable server or a failed operation.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from rich.text import Text
 from prefect_fireworks.core.settings import ENV_PREFIX as ENV_PREFIX
 
 if TYPE_CHECKING:
+    from prefect_fireworks.ops.selection import Selector
     from prefect_fireworks.store.launchpad import LaunchPad
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,6 +94,85 @@ RSortOpt = Annotated[
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", "--dry_run", help="Show what would change; write nothing.")
 ]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selector options as given on the command line: -i, -n, -s, -q and -lm."""
+
+    fw_id: str | None = None
+    name: str | None = None
+    state: str | None = None
+    query: str | None = None
+    launches_mode: bool = False
+
+    @property
+    def given(self) -> bool:
+        """Whether -i, -n, -s or -q was given."""
+        return any(v is not None for v in (self.fw_id, self.name, self.state, self.query))
+
+    def selector(self) -> Selector:
+        """The parsed selector (bad input raises ``ValueError``)."""
+        from prefect_fireworks.ops.selection import Selector
+
+        return Selector.from_options(
+            self.fw_id, self.name, self.state, self.query, self.launches_mode
+        )
+
+
+def _selection_parameters(launches_mode: bool) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("fw_id", kw, annotation=FwIdsOpt, default=None),
+        inspect.Parameter("name", kw, annotation=NameOpt, default=None),
+        inspect.Parameter("state", kw, annotation=StateOpt, default=None),
+        inspect.Parameter("query", kw, annotation=QueryOpt, default=None),
+    ]
+    if launches_mode:
+        params.append(
+            inspect.Parameter("launches_mode", kw, annotation=LaunchesModeOpt, default=False)
+        )
+    return params
+
+
+def selection_options(*, launches_mode: bool = True) -> Callable[[F], F]:
+    """Declare the selector options of a command once: its parameter annotated `Selection`
+    becomes -i, -n, -s, -q (and -lm unless ``launches_mode=False``), in that place of its help,
+    and the command receives them as one `Selection`.
+
+    Example:
+        ```python
+        @command(app, "pause_fws")
+        @selection_options()
+        def pause_fws(sel: Selection, password: PasswordOpt = None) -> None: ...
+        ```
+    """
+    names = [p.name for p in _selection_parameters(launches_mode)]
+
+    def deco(func: F) -> F:
+        sig = inspect.signature(func, eval_str=True)
+        params: list[inspect.Parameter] = []
+        target = None
+        for p in sig.parameters.values():
+            if p.annotation is Selection:
+                target = p.name
+                params.extend(_selection_parameters(launches_mode))
+            else:
+                params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        if target is None:
+            raise TypeError(f"{func.__name__} has no parameter annotated Selection")
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            given = Selection(**{n: kwargs.pop(n) for n in names})
+            return func(**{target: given}, **kwargs)
+
+        del wrapper.__wrapped__  # typer reads the signature below, not func's
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper  # type: ignore[return-value]
+
+    return deco
 
 
 @dataclass
@@ -311,6 +392,13 @@ class Output:
     def text(self, line: str) -> None:
         """Print a plain line on stdout."""
         sys.stdout.write(line + "\n")
+
+    def result(self, message: str, *, markup: bool = False) -> None:
+        """What a command did, for people, on stdout (``--json`` prints the JSON instead).
+
+        Printed as is unless ``markup``; then escape user text in it with `rich.markup.escape`.
+        """
+        self.out.print(message, markup=markup)
 
     def info(self, message: str, *, markup: bool = False) -> None:
         """A message for people, on stderr (keeps stdout clean for pipes).

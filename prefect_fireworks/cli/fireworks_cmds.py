@@ -18,42 +18,32 @@ from prefect_fireworks.cli.apply import confirmer
 from prefect_fireworks.cli.common import (
     OUT,
     STATE,
-    FwIdsOpt,
     JsonOpt,
-    LaunchesModeOpt,
-    NameOpt,
     PasswordOpt,
-    QueryOpt,
-    StateOpt,
+    Selection,
     UsageError,
     command,
     fail,
+    selection_options,
 )
 from prefect_fireworks.ops import report as rp
-from prefect_fireworks.ops.selection import Selector, parse_fw_ids, parse_query
+from prefect_fireworks.ops.selection import parse_fw_ids, parse_query
 from prefect_fireworks.ops.specs import check_spec_update, set_priority, update_fws
 from prefect_fireworks.ops.wf_files import append_wflow, dump_wflow
 from prefect_fireworks.ops.workflows import resolve_wf_ids
 
 
-def _selected(
-    fw_id: str | None,
-    name: str | None,
-    state: str | None,
-    query: str | None,
-    lm: bool,
-    workflows: bool = False,
-) -> list[int]:
+def _selected(sel: Selection, workflows: bool = False) -> list[int]:
     """The selected fw_ids; with ``workflows``, one fw_id per selected workflow (-n/-s/-q then
     match workflow documents, as FireWorks' -wf does)."""
-    if fw_id is None and name is None and state is None and query is None:
+    if not sel.given:
         raise UsageError("select Fireworks with -i, -n, -s or -q ('{}' selects all)")
-    sel = Selector.from_options(fw_id, name, state, query, lm)
     lp = STATE.launchpad()
-    return resolve_wf_ids(lp, sel) if workflows else sel.resolve(lp)
+    return resolve_wf_ids(lp, sel.selector()) if workflows else sel.selector().resolve(lp)
 
 
 @command(app, "update_fws")
+@selection_options()
 def update_fws_cmd(
     update: Annotated[
         str,
@@ -64,11 +54,7 @@ def update_fws_cmd(
             "spec._tasks.1.hello.",
         ),
     ],
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
+    sel: Selection,
     mongo: Annotated[
         bool,
         typer.Option(
@@ -90,7 +76,7 @@ def update_fws_cmd(
     except json.JSONDecodeError as exc:
         raise UsageError(f"-u is not valid JSON: {exc.msg}") from None
     check_spec_update(doc, mongo)
-    ids = _selected(fw_id, name, state, query, launches_mode)
+    ids = _selected(sel)
     if not ids:
         OUT.info("Nothing matches the selection.")
         return
@@ -108,13 +94,10 @@ def update_fws_cmd(
 
 
 @command(app, "set_priority")
+@selection_options()
 def set_priority_cmd(
     priority: Annotated[int, typer.Argument(help="The priority (spec._priority).")],
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
+    sel: Selection,
     password: PasswordOpt = None,
     whole_workflows: Annotated[
         bool,
@@ -127,7 +110,7 @@ def set_priority_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Set the priority (spec._priority) of Fireworks: higher runs first."""
-    ids = _selected(fw_id, name, state, query, launches_mode, whole_workflows)
+    ids = _selected(sel, whole_workflows)
     if not ids:
         OUT.info("Nothing matches the selection.")
         return

@@ -14,21 +14,17 @@ from prefect_fireworks.cli.app import app
 from prefect_fireworks.cli.common import (
     OUT,
     STATE,
-    FwIdsOpt,
     JsonOpt,
-    LaunchesModeOpt,
     MaxOpt,
-    NameOpt,
-    QueryOpt,
     RSortOpt,
+    Selection,
     SortOpt,
-    StateOpt,
     UsageError,
     command,
+    selection_options,
     sort_spec,
 )
 from prefect_fireworks.core.models import Workflow
-from prefect_fireworks.ops.selection import Selector
 from prefect_fireworks.ops.views import fw_display, wf_summary
 
 
@@ -110,12 +106,9 @@ def add(
 
 
 @command(app, "get_fws")
+@selection_options()
 def get_fws(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
+    options: Selection,
     display_format: DisplayOpt = None,
     max_: MaxOpt = 0,
     sort: SortOpt = None,
@@ -127,7 +120,7 @@ def get_fws(
 
     Output is FireWorks' JSON (scripts keep working); on a terminal without -d, a table.
     """
-    sel = Selector.from_options(fw_id, name, state, query, launches_mode)
+    sel = options.selector()
     srt = sort_spec(sort, rsort)
     if max_ < 0:
         raise UsageError("--max must be >= 0")
@@ -174,11 +167,9 @@ def get_fws(
 
 
 @command(app, "get_wflows", "get_wfs", "get-wfs")
+@selection_options(launches_mode=False)
 def get_wflows(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
+    options: Selection,
     display_format: DisplayOpt = None,
     max_: MaxOpt = 0,
     sort: SortOpt = None,
@@ -187,7 +178,7 @@ def get_wflows(
     as_json: JsonOpt = False,
 ) -> None:
     """Show workflows (selectors match the workflow: -i any of its fw_ids, -n, -s, -q)."""
-    sel = Selector.from_options(fw_id, name, state, query)
+    sel = options.selector()
     srt = sort_spec(sort, rsort)
     q: dict[str, Any] = dict(sel.query or {})
     if sel.fw_ids is not None:
@@ -262,4 +253,4 @@ def reset(
         lp.reset(None, require_password=False, max_reset_wo_password=sys.maxsize)
     else:
         lp.reset(password)
-    OUT.info(f"LaunchPad database [bold]{escape(lp.name)}[/bold] was reset.", markup=True)
+    OUT.result(f"LaunchPad database [bold]{escape(lp.name)}[/bold] was reset.", markup=True)

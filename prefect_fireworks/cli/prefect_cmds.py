@@ -151,11 +151,11 @@ def create(
     if as_json:
         OUT.json(out)
         return
-    OUT.info(f"Automation {name!r} {'created' if created else 'updated'} ({automation_id}).")
+    OUT.result(f"Automation {name!r} {'created' if created else 'updated'} ({automation_id}).")
     if sweep_cron:
-        OUT.info(f"Sweep {am.SWEEP_SLUG!r} scheduled on {RERUN_FWS}: {sweep_cron}.")
+        OUT.result(f"Sweep {am.SWEEP_SLUG!r} scheduled on {RERUN_FWS}: {sweep_cron}.")
     elif removed_sweep:
-        OUT.info(f"Removed the earlier sweep {am.SWEEP_SLUG!r} (no --sweep-cron given).")
+        OUT.result(f"Removed the earlier sweep {am.SWEEP_SLUG!r} (no --sweep-cron given).")
 
 
 @command(automations_app, "ls")
@@ -214,4 +214,4 @@ def delete(
     if as_json:
         OUT.json({"deleted": deleted})
         return
-    OUT.info("Deleted " + ", ".join(deleted) + "." if deleted else "Nothing to delete.")
+    OUT.result("Deleted " + ", ".join(deleted) + "." if deleted else "Nothing to delete.")

@@ -4,28 +4,31 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
 
 from prefect_fireworks.cli.app import app
-from prefect_fireworks.cli.apply import confirmer, progress_bar
+from prefect_fireworks.cli.apply import (
+    TABLE_MAX_ROWS,
+    confirmer,
+    grouped,
+    id_list,
+    progress_bar,
+    table_or_counts,
+)
 from prefect_fireworks.cli.beyond import ReasonOpt, invocation
 from prefect_fireworks.cli.common import (
     OUT,
     STATE,
     DryRunOpt,
-    FwIdsOpt,
     JsonOpt,
-    LaunchesModeOpt,
-    NameOpt,
     PasswordOpt,
-    QueryOpt,
-    StateOpt,
+    Selection,
     UsageError,
     command,
+    selection_options,
 )
 from prefect_fireworks.ops.audit import Actor
 from prefect_fireworks.ops.plan_token import plan_document, read_plan_file
@@ -46,33 +49,17 @@ def _parse_launch_ids(values: Sequence[str] | None) -> list[int] | None:
 
 
 # -- summary --------------------------------------------------------------------------------------
-#: Above this many Fireworks a rerun prints counts instead of one table row per Firework
-#: (--json always lists every one).
-TABLE_MAX_ROWS = 20
-
-
-def _id_list(ids: Sequence[int], limit: int = 12) -> str:
-    """``1, 2, 3`` or, for many, ``1, 2, ... 300 (300 ids)``."""
-    ids = sorted(ids)
-    if len(ids) <= limit:
-        return ", ".join(map(str, ids))
-    return f"{', '.join(map(str, ids[: limit - 1]))}, ... {ids[-1]} ({len(ids)} ids)"
-
-
 def _entry_summary(plan: RerunPlan) -> list[str]:
     """One line per role and one per state change, with their fw_ids."""
-    lines = []
-    by_role: dict[str, list[int]] = {}
-    by_change: dict[str, list[int]] = {}
-    for e in plan.entries:
-        by_role.setdefault(e.role, []).append(e.fw_id)
-        by_change.setdefault(f"{e.state_before} -> {e.state_after}", []).append(e.fw_id)
-    for role, ids in by_role.items():
-        lines.append(f"{role}: {len(ids)} ({_id_list(ids)})")
-    for change, ids in sorted(by_change.items(), key=lambda kv: -len(kv[1])):
-        lines.append(f"{change}: {len(ids)}")
-    lines.append("(--json lists every Firework and the launches it archives)")
-    return lines
+    return [
+        *grouped((e.role, e.fw_id) for e in plan.entries),
+        *grouped((f"{e.state_before} -> {e.state_after}", e.fw_id) for e in plan.entries),
+    ]
+
+
+def _restart(rec: dict[str, Any]) -> str:
+    mode = rec.get("_mode") or "new directory"
+    return f"restart at Firetask {rec.get('_task_n')} of their launch (mode: {mode})"
 
 
 def _rerun_summary(as_json: bool) -> Callable[[RerunPlan, bool], None]:
@@ -84,24 +71,19 @@ def _rerun_summary(as_json: bool) -> Callable[[RerunPlan, bool], None]:
             return
         head = "Would rerun" if dry else "Reran"
         title = f"{head} {len(plan.rerun_ids)} Firework(s)"
-        if len(plan.entries) <= TABLE_MAX_ROWS:
-            rows = [
-                (
-                    e.fw_id,
-                    e.name,
-                    e.role,
-                    f"{e.state_before} -> {e.state_after}",
-                    ",".join(map(str, e.archived)) or "-",
-                    e.recovery or "",
-                )
-                for e in plan.entries
-            ]
-            cols = ["fw_id", "name", "role", "state", "archived", "recovery"]
-            OUT.table(rows, cols, title=title)
-        else:
-            OUT.text(title + ":")
-            for line in _entry_summary(plan):
-                OUT.text(f"  {line}")
+        rows = [
+            (
+                e.fw_id,
+                e.name,
+                e.role,
+                f"{e.state_before} -> {e.state_after}",
+                ",".join(map(str, e.archived)) or "-",
+                e.recovery or "",
+            )
+            for e in plan.entries
+        ]
+        cols = ["fw_id", "name", "role", "state", "archived", "recovery"]
+        table_or_counts(title, cols, rows, lambda: _entry_summary(plan))
         # A target that an earlier target already reset is listed once, with the Fireworks
         # reset, not again as "left alone" (in a dry run it is still COMPLETED in the database).
         reset_ids = {e.fw_id for e in plan.entries}
@@ -109,26 +91,26 @@ def _rerun_summary(as_json: bool) -> Callable[[RerunPlan, bool], None]:
         covered = [s.fw_id for s in plan.skipped if s.fw_id in reset_ids]
         if covered:
             OUT.text(
-                f"Target(s) {_id_list(covered)}: reset as descendants of earlier targets "
+                f"Target(s) {id_list(covered)}: reset as descendants of earlier targets "
                 "(rerun in order, as FireWorks does)."
             )
-        if left and len(left) <= TABLE_MAX_ROWS:
-            OUT.table(
-                [(s.fw_id, s.state, s.reason, s.recovery or "") for s in left],
+        if left:
+            table_or_counts(
+                f"{len(left)} target(s) left as they are",
                 ["fw_id", "state", "skipped because", "recovery"],
-                title=f"{len(left)} target(s) left as they are",
+                [(s.fw_id, s.state, s.reason, s.recovery or "") for s in left],
+                lambda: grouped((s.reason, s.fw_id) for s in left),
             )
-        elif left:
-            reasons = Counter(s.reason for s in left)
-            OUT.text(f"{len(left)} target(s) left as they are:")
-            for reason, n in reasons.most_common():
-                ids = [s.fw_id for s in left if s.reason == reason]
-                OUT.text(f"  {reason}: {n} ({_id_list(ids)})")
-        for fid, rec in plan.recovery.items():
-            OUT.text(
-                f"fw_id {fid}: restarts at Firetask {rec.get('_task_n')} from launch "
-                f"{rec.get('_launch_id')} (mode: {rec.get('_mode') or 'new directory'})"
-            )
+        if len(plan.recovery) <= TABLE_MAX_ROWS:
+            for fid, rec in plan.recovery.items():
+                OUT.text(
+                    f"fw_id {fid}: restarts at Firetask {rec.get('_task_n')} from launch "
+                    f"{rec.get('_launch_id')} (mode: {rec.get('_mode') or 'new directory'})"
+                )
+        else:
+            pairs = [(_restart(rec), fid) for fid, rec in plan.recovery.items()]
+            for line in grouped(pairs):
+                OUT.text(line)
         verb = "would be archived" if dry else "archived"
         OUT.text(
             f"{len(plan.entries)} Firework(s) reset, {plan.n_archived} launch(es) {verb}."
@@ -265,13 +247,10 @@ ApplyOpt = Annotated[
 
 
 @command(app, "rerun_fws", help=RERUN_HELP)
+@selection_options()
 def rerun_fws(
     ctx: typer.Context,
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    launches_mode: LaunchesModeOpt = False,
+    sel: Selection,
     password: PasswordOpt = None,
     task_level: TaskLevelOpt = False,
     launch_id: LaunchIdOpt = None,
@@ -289,9 +268,9 @@ def rerun_fws(
 ) -> None:
     actor = Actor.current(invocation(ctx), reason)
     if apply is not None:
-        given = [fw_id, name, state, query, launch_id, signature, plan_out]
-        flags = [launches_mode, task_level, copy_data, previous_dir, clear_recovery, roots_only]
-        if any(v is not None for v in given) or any(flags) or except_details is not None:
+        given = [launch_id, signature, plan_out, except_details]
+        flags = [sel.launches_mode, task_level, copy_data, previous_dir, clear_recovery, roots_only]
+        if sel.given or any(v is not None for v in given) or any(flags):
             raise UsageError(
                 "--apply takes the selection and options from the plan file: give only "
                 "--apply FILE (with --reason, --password, --dry-run, --json)"
@@ -311,11 +290,11 @@ def rerun_fws(
         return
     # Options are checked (no database needed) when the request is built; then one call.
     request = RerunRequest.build(
-        fw_ids=fw_id,
-        name=name,
-        state=state,
-        query=query,
-        launches_mode=launches_mode,
+        fw_ids=sel.fw_id,
+        name=sel.name,
+        state=sel.state,
+        query=sel.query,
+        launches_mode=sel.launches_mode,
         task_level=task_level,
         launch_ids=_parse_launch_ids(launch_id),
         copy_data=copy_data,

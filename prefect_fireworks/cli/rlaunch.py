@@ -22,6 +22,7 @@ from prefect_fireworks.cli.common import (
     stdout_to_stderr,
 )
 from prefect_fireworks.cli.help import typer_options
+from prefect_fireworks.cli.progress import live_progress, rapidfire_counter
 from prefect_fireworks.cli.run import (
     CategoryOpt,
     FWorkerNameOpt,
@@ -209,7 +210,8 @@ def rapidfire_cmd(
     ref = _launchpad_ref()
     resolve_launch_root(launch_root)
     ensure_prefect_api()
-    with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
+    counter = rapidfire_counter(STATE.launchpad(), fworker.checkout_query(), nlaunches)
+    with stdout_to_stderr(as_json), live_progress("rapidfire", counter):
         state = rapidfire(
             nlaunches=nlaunches,
             max_loops=max_loops,

@@ -16,6 +16,7 @@ from prefect_fireworks.cli.common import (
     command,
     stdout_to_stderr,
 )
+from prefect_fireworks.cli.progress import live_progress, rapidfire_counter, workflow_counter
 
 NLaunchesOpt = Annotated[
     int,
@@ -95,10 +96,20 @@ def _launchpad_ref() -> str | None:
 def ensure_prefect_api() -> None:
     """Point this process at a Prefect API before a flow runs: the configured one, else the
     local background server (started once; see ``prefect_fireworks.prefect.local_server``),
-    so no command pays Prefect's temporary server."""
-    from prefect_fireworks.prefect.local_server import ensure_api
+    so no command pays Prefect's temporary server. Starting that server takes a while (15 s or
+    more on a busy machine): a line on stderr says so first."""
+    from prefect_fireworks.prefect import local_server
 
-    ensure_api()
+    if (
+        local_server.configured_api_url() is None
+        and local_server.enabled()
+        and local_server.status() is None
+    ):
+        OUT.info(
+            "Starting a local Prefect server in the background (first use: 15 s or more; it "
+            "keeps running for later commands, `lpad server stop` stops it)..."
+        )
+    local_server.ensure_api()
 
 
 def _report(state: Any, as_json: bool) -> None:
@@ -113,12 +124,12 @@ def _report(state: Any, as_json: bool) -> None:
         OUT.json({"flow_state": state.name, "message": state.message, **data})
     else:
         colour = "green" if state.is_completed() else "red"
-        OUT.info(
+        OUT.result(
             f"[bold {colour}]{escape(state.name)}[/bold {colour}]: {escape(str(state.message))}",
             markup=True,
         )
         if data.get("fizzled"):
-            OUT.info(
+            OUT.result(
                 f"FIZZLED fw_ids: {', '.join(map(str, data['fizzled']))} "
                 "(lpad get_fws -s FIZZLED; lpad rerun_fws -s FIZZLED)"
             )
@@ -145,6 +156,7 @@ def rapidfire_cmd(
     Exit status 1 when a launch fizzled.
     """
     from prefect_fireworks.prefect.flows import rapidfire, resolve_flow_launch_root
+    from prefect_fireworks.store.launches import FWorker
 
     if nlaunches < -1:
         raise UsageError("--nlaunches must be -1, 0 or positive")
@@ -152,11 +164,16 @@ def rapidfire_cmd(
     if category:
         cat = category[0] if len(category) == 1 else list(category)
     ref = _launchpad_ref()
+    # What the progress display counts: the Fireworks this worker takes.
+    query = FWorker(name=fworker_name or FWorker().name, category=cat or "").checkout_query()
     if wf_id is not None:  # "FW with id: X not found!" -> exit 2, before any flow run
-        STATE.launchpad().get_wf_doc(wf_id, {"_id": 1})
+        query["fw_id"] = {"$in": STATE.launchpad().get_wf_doc(wf_id, {"nodes": 1})["nodes"]}
     resolve_flow_launch_root(launch_root, ref)  # a bad root: one line, before any flow run
     ensure_prefect_api()
-    with stdout_to_stderr(as_json), OUT.err.status("rapidfire: running Fireworks…"):
+    with (
+        stdout_to_stderr(as_json),
+        live_progress("rapidfire", rapidfire_counter(STATE.launchpad(), query, nlaunches)),
+    ):
         state = rapidfire(
             nlaunches=nlaunches,
             max_loops=max_loops,
@@ -196,7 +213,7 @@ def run_workflow_cmd(
     ensure_prefect_api()
     with (
         stdout_to_stderr(as_json),
-        OUT.err.status(f"run_workflow {wf_id}: running Fireworks…"),
+        live_progress(f"run_workflow {wf_id}", workflow_counter(STATE.launchpad(), wf_id)),
     ):
         state = run_workflow(
             wf_id,

@@ -47,11 +47,11 @@ def start(
     if as_json:
         OUT.json({**info.to_dict(), **({"prefect": api} if api else {})})
     else:
-        OUT.info(
+        OUT.result(
             f"Embedded server running: {info.display_uri} (pid {info.pid}, data {info.data_dir})"
         )
         if api and api.get("pid"):
-            OUT.info(f"Local Prefect server running: {api['api_url']} (pid {api['pid']})")
+            OUT.result(f"Local Prefect server running: {api['api_url']} (pid {api['pid']})")
 
 
 def _start_prefect() -> dict[str, object] | None:
@@ -72,9 +72,9 @@ def stop(as_json: JsonOpt = False) -> None:
     if as_json:
         OUT.json({"stopped": stopped, "prefect_stopped": prefect_stopped})
     else:
-        OUT.info("Embedded server stopped." if stopped else "Embedded server was not running.")
+        OUT.result("Embedded server stopped." if stopped else "Embedded server was not running.")
         if prefect_stopped:
-            OUT.info("Local Prefect server stopped.")
+            OUT.result("Local Prefect server stopped.")
 
 
 @command(server_app, "status")

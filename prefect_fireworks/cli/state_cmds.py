@@ -14,19 +14,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from prefect_fireworks.cli.app import app
-from prefect_fireworks.cli.apply import apply_to_selected, confirmer
+from prefect_fireworks.cli.apply import apply_to_selected, confirmer, grouped, table_or_counts
 from prefect_fireworks.cli.common import (
     OUT,
     STATE,
     DryRunOpt,
-    FwIdsOpt,
     JsonOpt,
-    LaunchesModeOpt,
-    NameOpt,
     PasswordOpt,
     QueryOpt,
-    StateOpt,
+    Selection,
     command,
+    selection_options,
 )
 from prefect_fireworks.cli.help import typer_options
 from prefect_fireworks.core.constants import RUN_EXPIRATION_SECS
@@ -49,12 +47,6 @@ admin_app = typer.Typer(
 app.add_typer(admin_app, name="admin")
 
 
-def _selector(
-    fw_id: str | None, name: str | None, state: str | None, query: str | None, lm: bool = False
-) -> Selector:
-    return Selector.from_options(fw_id, name, state, query, lm)
-
-
 def _op_summary(as_json: bool) -> Callable[[OpResult, bool], None]:
     def show(res: OpResult, dry: bool) -> None:
         if as_json:
@@ -62,20 +54,25 @@ def _op_summary(as_json: bool) -> Callable[[OpResult, bool], None]:
             d["dry_run"] = dry
             OUT.json(d)
             return
-        head = "Would change" if dry else "Changed"
+        head = "would change" if dry else "changed"
         rows = [
             (c.fw_id, c.name, c.wf_id, f"{c.state_before} -> {c.state_after}") for c in res.changes
         ]
-        OUT.table(
-            rows,
+        table_or_counts(
+            f"{res.command}: {head} {len(rows)} Firework(s)",
             ["fw_id", "name", "workflow", "state"],
-            title=f"{res.command}: {head.lower()} {len(rows)} Firework(s)",
+            rows,
+            lambda: [
+                *grouped((f"{c.state_before} -> {c.state_after}", c.fw_id) for c in res.changes),
+                f"in {len({c.wf_id for c in res.changes})} workflow(s)",
+            ],
         )
         if res.skipped:
-            OUT.table(
-                [(s.fw_id, s.state, s.reason) for s in res.skipped],
+            table_or_counts(
+                f"{len(res.skipped)} target(s) left as they are",
                 ["fw_id", "state", "skipped because"],
-                title=f"{len(res.skipped)} target(s) left as they are",
+                [(s.fw_id, s.state, s.reason) for s in res.skipped],
+                lambda: grouped((s.reason, s.fw_id) for s in res.skipped),
             )
         extra = f", {len(res.archived)} launch(es) archived" if res.archived else ""
         OUT.text(
@@ -171,40 +168,33 @@ _WF_COMMANDS: list[tuple[str, Op, str]] = [
 
 def _register_fw_command(command_name: str, op: Op, doc: str) -> None:
     def run(
-        fw_id: FwIdsOpt = None,
-        name: NameOpt = None,
-        state: StateOpt = None,
-        query: QueryOpt = None,
-        launches_mode: LaunchesModeOpt = False,
+        sel: Selection,
         password: PasswordOpt = None,
         dry_run: DryRunOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        sel = _selector(fw_id, name, state, query, launches_mode)
-        _run_fw_op(command_name, op, sel, password, dry_run, as_json)
+        _run_fw_op(command_name, op, sel.selector(), password, dry_run, as_json)
 
     run.__name__ = run.__qualname__ = command_name
     run.__doc__ = doc
-    command(app, command_name)(run)
+    command(app, command_name)(selection_options()(run))
 
 
 def _register_wf_command(command_name: str, op: Op, doc: str) -> None:
     def run(
-        fw_id: FwIdsOpt = None,
-        name: NameOpt = None,
-        state: StateOpt = None,
-        query: QueryOpt = None,
+        sel: Selection,
         password: PasswordOpt = None,
         dry_run: DryRunOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        sel = _selector(fw_id, name, state, query)
-        _run_fw_op(command_name, op, sel, password, dry_run, as_json, workflows=True)
+        _run_fw_op(command_name, op, sel.selector(), password, dry_run, as_json, workflows=True)
 
     short = command_name.replace("wflows", "wfs")
     run.__name__ = run.__qualname__ = command_name
     run.__doc__ = doc
-    command(app, command_name, short, short.replace("_", "-"))(run)
+    command(app, command_name, short, short.replace("_", "-"))(
+        selection_options(launches_mode=False)(run)
+    )
 
 
 for _spec in _FW_COMMANDS:
@@ -214,11 +204,9 @@ for _spec in _WF_COMMANDS:
 
 
 @command(app, "delete_wflows", "delete_wfs", "delete-wfs")
+@selection_options(launches_mode=False)
 def delete_wflows(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
+    sel: Selection,
     password: PasswordOpt = None,
     ldirs: Annotated[
         bool, typer.Option("--ldirs", help="Also delete the launch directories.")
@@ -230,9 +218,8 @@ def delete_wflows(
 
     -i names any Firework of the workflow; -n, -s and -q match the workflow.
     """
-    sel = _selector(fw_id, name, state, query)
     lp = STATE.launchpad()
-    ids = resolve_wf_ids(lp, sel)
+    ids = resolve_wf_ids(lp, sel.selector())
     if not ids:
         OUT.info("Nothing matches the selection.")
         return
@@ -362,46 +349,34 @@ def detect_lostruns(
 
 
 # -- admin ---------------------------------------------------------------------------------------
-def _confirmed_workflows(
-    fw_id: str | None, name: str | None, state: str | None, query: str | None, password: str | None
-) -> tuple[LaunchPad, list[int]]:
+def _confirmed_workflows(sel: Selection, password: str | None) -> tuple[LaunchPad, list[int]]:
     """The LaunchPad and the selected workflows, after FireWorks' more-than-10 confirmation."""
     lp = STATE.launchpad()
-    ids = resolve_wf_ids(lp, _selector(fw_id, name, state, query))
+    ids = resolve_wf_ids(lp, sel.selector())
     confirmer(password)(len(ids))
     return lp, ids
 
 
 @command(admin_app, "unlock")
-def admin_unlock(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    password: PasswordOpt = None,
-) -> None:
+@selection_options(launches_mode=False)
+def admin_unlock(sel: Selection, password: PasswordOpt = None) -> None:
     """Remove the lock of workflows, whoever holds it (after a killed process).
 
     -i names any Firework of the workflow; -n, -s and -q match the workflow.
     """
-    lp, ids = _confirmed_workflows(fw_id, name, state, query, password)
+    lp, ids = _confirmed_workflows(sel, password)
     unlocked = unlock_wflows(lp, ids)
     OUT.text(f"Finished unlocking {len(ids)} workflow(s); {len(unlocked)} were locked.")
 
 
 @command(admin_app, "refresh")
-def admin_refresh(
-    fw_id: FwIdsOpt = None,
-    name: NameOpt = None,
-    state: StateOpt = None,
-    query: QueryOpt = None,
-    password: PasswordOpt = None,
-) -> None:
+@selection_options(launches_mode=False)
+def admin_refresh(sel: Selection, password: PasswordOpt = None) -> None:
     """Recompute workflow states from their launches (e.g. after a lock stopped a refresh).
 
     -i names any Firework of the workflow; -n, -s and -q match the workflow.
     """
-    lp, ids = _confirmed_workflows(fw_id, name, state, query, password)
+    lp, ids = _confirmed_workflows(sel, password)
     changed = refresh_wflows(lp, ids)
     OUT.text(f"Finished refreshing {len(ids)} workflow(s); {len(changed)} state change(s).")
 
