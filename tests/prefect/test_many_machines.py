@@ -14,37 +14,21 @@ Also: `run_workflow` on a DaskTaskRunner pointed at an existing Dask scheduler.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import stop_process_group as _stop
 
 from prefect_fireworks import Firework, ScriptTask, Workflow
 from prefect_fireworks.core import states as st
-from prefect_fireworks.store.embedded import free_port
 
-HOST = "127.0.0.1"
 N_FAN = 200
 N_FLAKY = 10
 BIN = Path(sys.executable).parent
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Stop a process this test started, and its children (its own process group)."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 def _wait(what: str, check: Any, timeout: float, log: Path | None = None) -> Any:
@@ -56,54 +40,6 @@ def _wait(what: str, check: Any, timeout: float, log: Path | None = None) -> Any
         tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
         assert time.monotonic() < deadline, f"{what}: not after {timeout} s\n{tail}"
         time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prefect server on a free loopback port; yields its API URL."""
-    home = tmp_path_factory.mktemp("api-home")
-    port = free_port()
-    url = f"http://{HOST}:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    log = home / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    try:
-        _wait("prefect server healthy", healthy, 300, log)  # slow on a busy 2-core machine
-        yield url
-    finally:
-        _stop(proc)
 
 
 def _host_env(base: Path, name: str, api: str, mongo_uri: str, database: str) -> dict[str, str]:
