@@ -155,7 +155,6 @@ def rapidfire_cmd(
 
     Exit status 1 when a launch fizzled.
     """
-    from prefect_fireworks.prefect.flows import rapidfire, resolve_flow_launch_root
     from prefect_fireworks.store.launches import FWorker
 
     if nlaunches < -1:
@@ -168,6 +167,9 @@ def rapidfire_cmd(
     query = FWorker(name=fworker_name or FWorker().name, category=cat or "").checkout_query()
     if wf_id is not None:  # "FW with id: X not found!" -> exit 2, before any flow run
         query["fw_id"] = {"$in": STATE.launchpad().get_wf_doc(wf_id, {"nodes": 1})["nodes"]}
+    # Prefect's import takes seconds: after the checks above, so bad input fails at once
+    from prefect_fireworks.prefect.flows import rapidfire, resolve_flow_launch_root
+
     resolve_flow_launch_root(launch_root, ref)  # a bad root: one line, before any flow run
     ensure_prefect_api()
     with (
