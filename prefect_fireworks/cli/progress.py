@@ -345,11 +345,19 @@ def rapidfire_counter(lp: LaunchPad, query: dict[str, Any], nlaunches: int = 0) 
     """Counts for a rapidfire over the Fireworks matching ``query`` (its FWorker's checkout
     query): done = those that finished since now, total = done + those still to run (at most
     ``nlaunches`` when that is positive)."""
-    since = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
+    # updated_on is stored as FireWorks stores it, an ISO string (or a date, by other writers);
+    # ISO strings of UTC times compare in time order.
+    since = {
+        "$or": [
+            {"updated_on": {"$gte": now.replace(tzinfo=None).isoformat()}},
+            {"updated_on": {"$gte": now}},
+        ]
+    }
 
     def poll() -> Counts:
         by_state: dict[str, int] = {}
-        finished = {**query, "state": {"$in": list(_FINISHED)}, "updated_on": {"$gte": since}}
+        finished = {"$and": [query, since], "state": {"$in": list(_FINISHED)}}
         for doc in lp.fireworks.aggregate(
             [{"$match": finished}, {"$group": {"_id": "$state", "n": {"$sum": 1}}}]
         ):

@@ -129,6 +129,14 @@ def test_run_workflow_not_on_a_terminal_prints_plain_lines(lp: Any, tmp_path: Pa
     ]
 
 
+@pytest.mark.usefixtures("prefect_harness")
+def test_rapidfire_counts_what_it_finished(lp: Any, run_cli: Any, tmp_path: Path) -> None:
+    for _ in range(3):
+        lp.add_wf(Firework([{"_fw_name": "ScriptTask", "script": "true"}]))
+    res = run_cli(["rapidfire", "--sleep", "0", "--launch-root", str(tmp_path)])
+    assert "rapidfire: 3/3 3 COMPLETED" in res.stderr.splitlines()
+
+
 def test_mass_operation_progress_not_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
