@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prefect_fireworks.store.embedded import pid_alive
+
 STATE_FILE = "prefect-server.json"
 LOCK_FILE = "prefect-server.lock"
 LOG_FILE = "prefect-server.log"
@@ -132,7 +134,7 @@ def start(home: Path | None = None, timeout: float = START_TIMEOUT) -> PrefectSe
         info = _read(home)
         if info is not None and _healthy(info):
             return info
-        if info is not None and _alive(info.pid):
+        if info is not None and pid_alive(info.pid):
             _terminate(info.pid)
         return _spawn(home, timeout)
 
@@ -143,7 +145,7 @@ def stop(home: Path | None = None, timeout: float = 30) -> bool:
     with _locked(home):
         info = _read(home)
         (home / STATE_FILE).unlink(missing_ok=True)
-        if info is None or not _alive(info.pid):
+        if info is None or not pid_alive(info.pid):
             return False
         _terminate(info.pid, timeout)
         return True
@@ -176,22 +178,8 @@ def _read(home: Path) -> PrefectServerInfo | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
-
-
 def _healthy(info: PrefectServerInfo, timeout: float = 2.0) -> bool:
-    if not _alive(info.pid):
+    if not pid_alive(info.pid):
         return False
     try:
         with urllib.request.urlopen(info.api_url + "/health", timeout=timeout) as r:
@@ -250,8 +238,8 @@ def _terminate(pid: int, timeout: float = 30) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
