@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect_fireworks.ops.selection import Selector
+from prefect_fireworks.store.idranges import id_queries
 from prefect_fireworks.store.queries import wf_id_of
 
 if TYPE_CHECKING:
@@ -36,14 +37,22 @@ def group_by_workflow(
     ids = list(dict.fromkeys(int(i) for i in fw_ids))
     owner: dict[int, int] = {}
     docs: dict[int, dict[str, Any]] = {}
-    if ids:
-        for wf in lp.workflows.find({"nodes": {"$in": ids}}, {**WF_FIELDS, "_id": 1}):
+    wanted = set(ids)
+    # id ranges, not one long $in (quadratic in the ids on the embedded server: store/idranges)
+    for q in id_queries("fw_id", ids):
+        cond = [
+            {"nodes": r} if isinstance(r, int) else {"nodes": {"$elemMatch": r}}
+            for r in (part["fw_id"] for part in q.get("$or", [q]))
+        ]
+        flt = cond[0] if len(cond) == 1 else {"$or": cond}
+        for wf in lp.workflows.find(flt, {**WF_FIELDS, "_id": 1}):
+            mine = [i for i in wf["nodes"] if i in wanted]
+            if not mine:
+                continue
             root = wf_id_of(wf["nodes"])
             docs[root] = wf
-            nodes = set(wf["nodes"])
-            for i in ids:
-                if i in nodes:
-                    owner[i] = root
+            for i in mine:
+                owner[i] = root
     missing = [i for i in ids if i not in owner]
     if missing:
         noun = "id" if len(missing) == 1 else "ids"
