@@ -23,7 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         a = Firework([{"_fw_name": "ScriptTask", "script": "echo a"}], name="a")
         b = Firework([{"_fw_name": "ScriptTask", "script": "echo b"}], name="b", parents=[a])
         lp.add_wf(Workflow([a, b], name="small"))
-        db = pymongo.MongoClient(info.uri)[DB]
+        db: Database[dict[str, Any]] = pymongo.MongoClient(info.uri)[DB]
         startup = statistics.median(
             _run("lpad", ["--version"], env, tmp)[0] for _ in range(max(3, opts.repeat))
         )
