@@ -140,8 +140,7 @@ def prefect_harness() -> Iterator[None]:
     """Prefect's test harness (a temporary API server) for tests that run flows."""
     from prefect.testing.utilities import prefect_test_harness
 
-    # 300 s: two xdist workers start theirs at once, on a 2-core machine that may be busy
-    with prefect_test_harness(server_startup_timeout=300):
+    with prefect_test_harness(server_startup_timeout=120):
         yield
 
 
