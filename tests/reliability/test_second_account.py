@@ -63,8 +63,15 @@ def python_of(other_user: str) -> list[str]:
             continue
         probe = _as(other_user, [candidate, "-c", "import sys; print(sys.version[:4])"])
         if probe.returncode == 0 and probe.stdout.strip().startswith(version):
-            return [candidate]
-    pytest.skip(f"no Python {version} the second account may execute")
+            break
+    else:
+        pytest.skip(f"no Python {version} the second account may execute")
+    # The checkout and its venv must be readable by the other account (a clone inside a 0700
+    # directory, e.g. `mktemp -d`, is not): otherwise it cannot even import the package.
+    probe = _as(other_user, [candidate, "-c", "import prefect_fireworks.cli, pymongo"])
+    if probe.returncode != 0:
+        pytest.skip(f"the second account cannot read this checkout ({REPO}) or its venv")
+    return [candidate]
 
 
 @pytest.fixture(scope="module")
