@@ -133,36 +133,47 @@ def round_trips(b: Bench) -> None:
         fl = Commands()
         fw_lp = b.fireworks("rt", fl)
         fireworks_chains(fw_lp, 1, size)
-        fl.count.clear()
         with _in_tmpdir():
+            # One life first, not counted: a process's first life also creates the worker's
+            # state (ids, read-ahead); the row reports the steady state of a long chain.
+            launch_rocket(fw_lp, FWFWorker(), strm_lvl="ERROR")
+            fl.count.clear()
             t0 = time.perf_counter()
             for _ in range(lives):  # the chain's one READY Firework, as rlaunch singleshot
                 launch_rocket(fw_lp, FWFWorker(), strm_lvl="ERROR")
             t_fw = time.perf_counter() - t0
         fw_cmds = fl.total / lives
         _check(
-            "FireWorks lives", fw_lp.fireworks.count_documents({"state": "COMPLETED"}) == lives, ""
+            "FireWorks lives",
+            fw_lp.fireworks.count_documents({"state": "COMPLETED"}) == lives + 1,
+            "",
         )
         ol = Commands()
         lp = b.ours("rt", ol)
         ours_chains(lp, 1, size)
-        ol.count.clear()
         with _in_tmpdir() as d:
+            first = dict(ol.count)
+            _check("first life", run_one(lp, FWorker(), launch_root=d) is not None, "")
+            first_life = {k: v - first.get(k, 0) for k, v in ol.count.items()}
+            ol.count.clear()
             t0 = time.perf_counter()
             for _ in range(lives):
                 res = run_one(lp, FWorker(), launch_root=d)
                 _check("run_one", res is not None and res.state == "COMPLETED", res)
             t_ours = time.perf_counter() - t0
         ours_cmds = ol.total / lives
-        _check("our lives", lp.fireworks.count_documents({"state": "COMPLETED"}) == lives, "")
+        _check(
+            "our lives", lp.fireworks.count_documents({"state": "COMPLETED"}) == lives + 1, ""
+        )
         raw = {
+            "ours_first_life_commands": first_life,
             "fireworks_commands": dict(fl.count),
             "ours_commands": dict(ol.count),
             "lives": lives,
         }
         b.add(
             Row("round trips per Firework life", f"chain of {size:,}", fw_cmds, ours_cmds,
-                "MongoDB commands", target="≤ 6, same at every size", raw=raw)
+                "MongoDB commands (after a first life)", target="≤ 6, same at every size", raw=raw)
         )  # fmt: skip
         b.add(
             Row("time per Firework life (store only)", f"chain of {size:,}",
