@@ -3,7 +3,7 @@
 A real `prefect server start`; one process work pool (`lpad deploy --pool`); two
 `prefect worker start` processes, each with its own PREFECT_HOME, its own
 PREFECT_INTEGRATIONS_FIREWORKS_HOME and its own launch root, as on two hosts, both on the
-session's MongoDB-wire server (authenticated). A 200-Firework fan-out runs as two `run-workflow`
+session's MongoDB-wire server (authenticated). An 80-Firework fan-out runs as two `run-workflow`
 flow runs, one per worker; ten of the Fireworks fizzle once and are rerun task-level with
 ``--copy-data``: every Firework runs once per launch, every launch directory is on the root of
 the worker that ran it, and the rerun copies the old directory from whichever root it was on.
@@ -26,7 +26,7 @@ from processes import stop_process_group as _stop
 from prefect_fireworks import Firework, ScriptTask, Workflow
 from prefect_fireworks.core import states as st
 
-N_FAN = 200
+N_FAN = 80
 N_FLAKY = 10
 BIN = Path(sys.executable).parent
 
@@ -159,7 +159,7 @@ def test_two_workers_one_launchpad_fan_out_and_task_level_rerun(
                 return all(s is not None and s.is_running() for s in states)
 
             _wait("both flow runs running", both_running, 120, logs["b"])
-            (tmp_path / "gate").touch()  # now both runs race for the 200 Fireworks
+            (tmp_path / "gate").touch()  # now both runs race for the 80 Fireworks
 
             def all_final() -> bool:
                 with get_client(sync_client=True) as client:

@@ -7,6 +7,11 @@ The workflow is a fan-out (one root, 4,999 children), every Firework COMPLETED w
 launch. The kill points are the crash hooks of ``store/intents.py`` (intent recorded; after the
 Fireworks' bulk write, before the workflow's; all written, intent not yet forgotten; intent
 forgotten, lock still held) plus a kill timed on the first Firework changing state.
+
+At the issue's size (``RELIABILITY_RERUN_FIREWORKS``, default 5,000) one rerun is killed three
+times on one database: the command itself once its intent is recorded, then each re-issued
+command while it rolls that intent forward (after its first bulk write, then after its last);
+the fourth command finishes. Every point is also tried alone at ``..._SMALL`` (500) Fireworks.
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ def _reissue_and_check(lp: LaunchPad, spawn: Any, t_crash: float) -> float:
 @pytest.mark.parametrize(
     ("point", "n"),
     [
-        ("intent-write:1", N),
+        ("intent-write:1", SMALL),
         ("intent-recorded", SMALL),
         ("intent-applied", SMALL),
         ("intent-done", SMALL),
@@ -180,6 +185,29 @@ def test_kill_at_crash_point_then_reissue(lp, spawn, reference, point, n):
     elapsed = _reissue_and_check(lp, spawn, t_crash)
     print(f"\n{n} Fireworks, killed at {point}: crash to clean admin check {elapsed:.1f} s")
     _same(_normal(lp), reference(n))
+    assert check(lp).violations == []
+
+
+def test_rerun_killed_three_times_then_reissued_at_full_size(lp, spawn, reference):
+    """The issue's 5,000 Fireworks: the rerun and two of its repairs are killed; nothing is lost,
+    nothing is applied twice, the fourth command leaves what an uninterrupted rerun leaves."""
+    _build(lp, N)
+    t_crash = None
+    # (the point, whether the killed process was repairing the first one's intent)
+    for point in ("intent-recorded", "intent-write:1", "intent-write:2"):
+        p = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", PASSWORD, crash_at=point)
+        _, err = p.communicate(timeout=900)
+        assert p.returncode == -signal.SIGKILL, f"not killed at {point}: {err[-2000:]}"
+        t_crash = t_crash or time.monotonic()
+        # one intent, never a second one: a repair finishes the first, it starts nothing new
+        intents = list(lp.db[INTENTS_COLLECTION].find({"kind": {"$exists": True}}, {"kind": 1}))
+        assert len(intents) == 1 and intents[0]["kind"] == "rerun", (point, intents)
+        assert lp.workflows.find_one({}, {"locked": 1}).get("locked") is True
+    assert t_crash is not None
+    elapsed = _reissue_and_check(lp, spawn, t_crash)
+    print(f"\n{N} Fireworks, killed 3 times: first crash to clean admin check {elapsed:.1f} s")
+    _same(_normal(lp), reference(N))
+    assert lp.db[INTENTS_COLLECTION].count_documents({}) == 0
     assert check(lp).violations == []
 
 
