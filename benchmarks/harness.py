@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -56,6 +57,47 @@ class Commands(monitoring.CommandListener):
     @property
     def total(self) -> int:
         return sum(self.count.values())
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far) for every process we can read."""
+    out: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, ...
+        out[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLK_TCK)
+    return out
+
+
+def _label(cmd: Sequence[str]) -> str:
+    """``lpad rapidfire``, ``FireWorks rlaunch rapidfire``: what a timed command was."""
+    if len(cmd) > 2 and cmd[1] == "-c":  # FireWorks' entry points, run with -c and -l FILE
+        tool = "rlaunch" if "rlaunch" in cmd[2] else "lpad"
+        args = [a for a in cmd[3:] if not a.endswith(".yaml") and a != "-l"]
+        return " ".join(["FireWorks", tool, *args[:2]])
+    return " ".join([Path(cmd[0]).name, *cmd[1:3]])
+
+
+def tree_cpu(pid: int | None, procs: dict[int, tuple[int, float]] | None = None) -> float:
+    """CPU seconds used by ``pid`` and its living descendants (Linux ``/proc``; 0 elsewhere)."""
+    if not pid:
+        return 0.0
+    procs = _proc_table() if procs is None else procs
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in procs:
+            total += procs[p][1]
+            todo.extend(c for c, (ppid, _) in procs.items() if ppid == p)
+    return total
 
 
 def _free_port() -> int:
@@ -119,6 +161,10 @@ class Bench:
         self.skipped: list[str] = []
         #: Called after each row (the results are rewritten).
         self.on_row: Callable[[], None] | None = None
+        #: Where each timed command's time went (CPU seconds of the command itself, of the
+        #: MongoDB-wire server, of the Prefect server): attached to the next row's raw data.
+        self.mongo_pid: int | None = None
+        self.cpu_since_row: list[dict[str, Any]] = []
 
     def fit(self, scenario: str, sizes: Sequence[int]) -> list[int]:
         """The sizes (in Fireworks) within ``--max-fireworks``; the others are recorded."""
@@ -135,6 +181,7 @@ class Bench:
 
         info = embedded.start(self.mongo_home)
         self.uri, self.port = info.uri, info.port
+        self.mongo_pid = info.pid
         creds = getattr(embedded, "credentials", lambda _home: None)(self.mongo_home)
         if creds is not None:
             self.auth = {
@@ -255,13 +302,35 @@ class Bench:
         """Run any command in a scratch directory; returns the wall time (s)."""
         return self._run(cmd, env, timeout)
 
+    def _servers_cpu(self) -> tuple[float, float, float]:
+        """CPU seconds so far: finished child commands, the MongoDB server, the Prefect server."""
+        procs = _proc_table()
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        prefect_pid = self._prefect_proc.pid if self._prefect_proc is not None else None
+        return (
+            kids.ru_utime + kids.ru_stime,
+            tree_cpu(self.mongo_pid, procs),
+            tree_cpu(prefect_pid, procs),
+        )
+
     def _run(self, cmd: Sequence[str], env: Mapping[str, str], timeout: float) -> float:
         cwd = tempfile.mkdtemp(dir=self.work)
+        before = self._servers_cpu()
         t0 = time.perf_counter()
         proc = subprocess.run(
             list(cmd), env=dict(env), cwd=cwd, capture_output=True, timeout=timeout, check=False
         )
         dt = time.perf_counter() - t0
+        after = self._servers_cpu()
+        self.cpu_since_row.append(
+            {
+                "command": _label(cmd),
+                "wall_s": round(dt, 3),
+                "command_cpu_s": round(after[0] - before[0], 3),
+                "mongodb_server_cpu_s": round(after[1] - before[1], 3),
+                "prefect_server_cpu_s": round(after[2] - before[2], 3),
+            }
+        )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).decode(errors="replace")[-1500:]
             raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}:\n{tail}")
@@ -276,6 +345,9 @@ class Bench:
 
     # -- reporting -------------------------------------------------------------------------
     def add(self, row: Row) -> None:
+        if self.cpu_since_row:
+            row.raw.setdefault("cpu", self.cpu_since_row)
+            self.cpu_since_row = []
         self.rows.append(row)
         if self.on_row is not None:  # written at once: a stopped run keeps what it measured
             self.on_row()
@@ -368,6 +440,23 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(rows: Sequence[Row]) -> str:
+    """Where the wall time of each timed command went, for the rows that timed commands."""
+    lines = [
+        "| scenario | size | command | wall s | its CPU s | MongoDB server CPU s "
+        "| Prefect server CPU s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for c in r.raw.get("cpu", []):
+            lines.append(
+                f"| {r.scenario} | {r.size} | `{c['command']}` | {c['wall_s']:.2f} | "
+                f"{c['command_cpu_s']:.2f} | {c['mongodb_server_cpu_s']:.2f} | "
+                f"{c['prefect_server_cpu_s']:.2f} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def previous_rows(out_dir: Path, quick: bool, started: float) -> list[Row]:
     """The rows of the results file this run would write (same day and mode), if any."""
     stamp = time.strftime("%Y-%m-%d", time.gmtime(started))
@@ -411,7 +500,14 @@ def write_results(bench: Bench, started: float, command: str, out_dir: Path) -> 
         f"Raw data: `benchmarks/results/{name}`."
         + (f" Not run (``--max-fireworks``): {', '.join(bench.skipped)}." if bench.skipped else "")
         + f"\n\n{table(bench.rows)}\n\n"
-        f"<details><summary>raw JSON</summary>\n\n```json\n"
+        + (
+            "Where the time of each timed command went (CPU seconds of the command and its "
+            "children, of the MongoDB-wire server, of the Prefect server; 2 cores):\n\n"
+            f"{cpu_table(bench.rows)}\n\n"
+            if cpu_table(bench.rows)
+            else ""
+        )
+        + "<details><summary>raw JSON</summary>\n\n```json\n"
         f"{json.dumps(data, indent=1, default=str)}\n```\n</details>\n{END}"
     )
     if BEGIN in text and END in text:
