@@ -92,6 +92,43 @@ def fan_out_with_sink(lp: Any, n: int) -> tuple[int, int]:
     return ids[0], len(ids)
 
 
+def huge_fan_out(lp: Any, n: int, fizzled_every: int) -> tuple[int, int, int]:
+    """A fan-out with a sink (as `fan_out_with_sink`), every ``fizzled_every``-th child
+    FIZZLED (its document, its launch with a stack trace, the workflow's ``fw_states``);
+    returns (root, total, FIZZLED)."""
+    root, total = fan_out_with_sink(lp, n - 1)
+    fizzled = list(range(root + 1, root + total - 1, fizzled_every))
+    for k in range(0, len(fizzled), 5000):
+        part = fizzled[k : k + 5000]
+        lo, hi = part[0], part[-1]
+        every = {"$eq": [{"$mod": [{"$subtract": ["$fw_id", root + 1]}, fizzled_every]}, 0]}
+        lp.fireworks.update_many(
+            {"fw_id": {"$gte": lo, "$lte": hi}, "$expr": every}, {"$set": {"state": "FIZZLED"}}
+        )
+        lp.launches.update_many(
+            {"launch_id": {"$gte": lo, "$lte": hi}, "$expr": {**every}},
+            [
+                {
+                    "$set": {
+                        "state": "FIZZLED",
+                        "action.stored_data": {
+                            "_exception": {
+                                "_stacktrace": {
+                                    "$concat": ["ValueError: bad ", {"$toString": "$fw_id"}]
+                                }
+                            }
+                        },
+                    }
+                }
+            ],
+        )
+    lp.workflows.update_one(
+        {"nodes": root},
+        {"$set": {f"fw_states.{i}": "FIZZLED" for i in fizzled} | {"state": "FIZZLED"}},
+    )
+    return root, total, len(fizzled)
+
+
 def many_fizzled(lp: Any, n_wfs: int, per_wf: int, fizzled_every: int = 1) -> int:
     """``n_wfs`` workflows of ``per_wf`` unlinked Fireworks, every ``fizzled_every``-th
     FIZZLED, the rest COMPLETED, all with one launch; returns how many are FIZZLED."""
