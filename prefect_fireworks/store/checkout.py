@@ -269,10 +269,13 @@ def steal_launches(lp: FireworksDB, fw: Mapping[str, Any]) -> bool:
     )
     if victim is None:
         return False
-    stolen = [lid for lid in victim["launches"] if lid not in fw.get("launches", [])]
+    own = list(fw.get("launches") or [])
+    stolen = [lid for lid in victim["launches"] if lid not in own]
+    # ``fw`` lists its launches without the claim's own id: setting them drops that id in the
+    # same write, so the refresh below never sees a claim whose launch is still to come.
     lp.fireworks.update_one(
         {"fw_id": fw["fw_id"]},
-        {"$push": {"launches": {"$each": stolen}}, "$set": {"state": st.RESERVED}},
+        {"$set": {"launches": [*own, *stolen], "state": st.RESERVED}},
     )
     with lp.edit_workflow(fw["fw_id"]) as ed:
         ed.refresh([fw["fw_id"]])

@@ -215,6 +215,10 @@ class WorkflowEditor:
         action: dict[str, Any] | None = None
         if not st.parents_done((self.fw_states.get(p, st.WAITING) for p in parents), allow):
             new = st.WAITING
+        elif prev in st.ACTIVE_STATES and self._claim_in_flight(fw):
+            # Claimed a moment ago: the claim pushed the launch id, the launch document is
+            # being inserted. Computing READY here would hand the Firework to a second worker.
+            new = prev
         else:
             lch = self.representative_launch(fw_id)
             new = lch["state"] if lch else st.READY
@@ -236,6 +240,13 @@ class WorkflowEditor:
             self.load_fws(kids)
             return list(kids)
         return []
+
+    def _claim_in_flight(self, fw: Mapping[str, Any]) -> bool:
+        """A launch id of the Firework has no document yet: a claim whose launch is being
+        written (a crash there leaves an ``orphan_claim`` for `lpad admin check`)."""
+        ids = fw.get("launches") or []
+        self.load_launches(ids)
+        return any(i not in self._launches for i in ids)
 
     def _to_dict(self, fw_id: int) -> dict[str, Any]:
         """FireWorks' ``Firework.to_dict()``: launches as full launch documents."""
