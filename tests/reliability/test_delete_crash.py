@@ -26,7 +26,10 @@ from prefect_fireworks.store.intents import INTENTS_COLLECTION
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1200)]
 
-PASSWORD = date.today().isoformat()
+
+def _password() -> str:
+    """Today's date, read when used: a test that runs across midnight needs the new one."""
+    return date.today().isoformat()
 
 
 def _wf(k: int) -> Workflow:
@@ -89,7 +92,7 @@ def _assert_deleted(lp: Any, ran: dict[str, Any]) -> None:
 
 
 def _delete_cmd(*sel: str) -> list[str]:
-    return ["lpad", "delete_wflows", *sel, "--ldirs", "--password", PASSWORD]
+    return ["lpad", "delete_wflows", *sel, "--ldirs", "--password", _password()]
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,11 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(3600)]
 #: The issue's size, for one kill point; the other points use SMALL (same code paths).
 N = int(os.environ.get("RELIABILITY_RERUN_FIREWORKS", "5000"))
 SMALL = int(os.environ.get("RELIABILITY_RERUN_FIREWORKS_SMALL", "500"))
-PASSWORD = date.today().isoformat()
+
+
+def _password() -> str:
+    """Today's date, read when used: a test that runs across midnight needs the new one."""
+    return date.today().isoformat()
 
 
 def _build(lp: LaunchPad, n: int) -> list[int]:
@@ -127,7 +131,7 @@ def reference(mongo_server: Any) -> Any:
             lp.reset(None, require_password=False)
             try:
                 _build(lp, n)
-                rerun_fws(lp, Selector(state=st.COMPLETED), password=PASSWORD)
+                rerun_fws(lp, Selector(state=st.COMPLETED), password=_password())
                 cache[n] = _normal(lp)
             finally:
                 lp.client.drop_database(lp.name)
@@ -151,7 +155,7 @@ def _same(got: dict[str, Any], want: dict[str, Any]) -> None:
 
 
 def _reissue_and_check(lp: LaunchPad, spawn: Any, t_crash: float) -> float:
-    again = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", PASSWORD)
+    again = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", _password())
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, out + err
     adm = spawn("lpad", "admin", "check", "--json")
@@ -173,7 +177,7 @@ def _reissue_and_check(lp: LaunchPad, spawn: Any, t_crash: float) -> float:
 )
 def test_kill_at_crash_point_then_reissue(lp, spawn, reference, point, n):
     _build(lp, n)
-    first = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", PASSWORD, crash_at=point)
+    first = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", _password(), crash_at=point)
     _, err = first.communicate(timeout=600)
     t_crash = time.monotonic()
     assert first.returncode == -signal.SIGKILL, err
@@ -195,7 +199,7 @@ def test_rerun_killed_three_times_then_reissued_at_full_size(lp, spawn, referenc
     t_crash = None
     # (the point, whether the killed process was repairing the first one's intent)
     for point in ("intent-recorded", "intent-write:1", "intent-write:2"):
-        p = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", PASSWORD, crash_at=point)
+        p = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", _password(), crash_at=point)
         _, err = p.communicate(timeout=900)
         assert p.returncode == -signal.SIGKILL, f"not killed at {point}: {err[-2000:]}"
         t_crash = t_crash or time.monotonic()
@@ -214,7 +218,7 @@ def test_rerun_killed_three_times_then_reissued_at_full_size(lp, spawn, referenc
 def test_kill_timed_on_first_change_then_reissue(lp, spawn, reference, wait_for):
     """A kill at whatever moment the first Firework changes: possibly mid bulk write."""
     ids = _build(lp, SMALL)
-    first = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", PASSWORD)
+    first = spawn("lpad", "rerun_fws", "-s", "COMPLETED", "--password", _password())
     wait_for(
         lambda: (
             first.poll() is not None
@@ -238,7 +242,7 @@ def test_admin_check_repair_alone_rolls_forward(lp, spawn, reference):
     """No re-issue: ``admin check --repair`` finishes the dead rerun."""
     _build(lp, SMALL)
     first = spawn(
-        "lpad", "rerun_fws", "-s", "COMPLETED", "--password", PASSWORD, crash_at="intent-write:1"
+        "lpad", "rerun_fws", "-s", "COMPLETED", "--password", _password(), crash_at="intent-write:1"
     )
     first.communicate(timeout=600)
     assert first.returncode == -signal.SIGKILL
