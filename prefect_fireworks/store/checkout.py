@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from prefect_fireworks.store.launch_state import (
     waiting_docs,
     workflow_cache,
 )
+from prefect_fireworks.store.launches import merge_flat
 
 if TYPE_CHECKING:
     from prefect_fireworks.store.db import FireworksDB
@@ -74,8 +77,10 @@ def claim(
         got = _claim_doc(lp, fworker, doc, state, held=True)
         if got is not None:
             return got
-        # A stale hint: the others may be stale too, and a Firework readied elsewhere may
-        # rank first. Ask the database (FireWorks' order: priority, then fw_id).
+        # A stale hint (another worker claimed it, or it changed): the others may be stale
+        # too, and a Firework readied elsewhere may rank first. Ask the database (FireWorks'
+        # order: priority, then fw_id). Measured with 8 workers on shared fan-outs: trying
+        # more hints instead costs ~1.5 lost claims per Firework for ~0.2 queries saved.
         hinted.clear()
         break
     for _ in range(100):
@@ -90,8 +95,6 @@ def claim(
         if got is not None:
             hinted.put(rest, key)
             return got
-        import random
-
         for doc in random.sample(rest, len(rest)):
             got = _claim_doc(lp, fworker, doc, state, check_worker=False)
             if got is not None:
@@ -149,7 +152,7 @@ def _claim_doc(
     if held and "spec" in doc:
         filt["spec"] = {"$eq": doc["spec"]}  # $eq: a spec's keys are never operators
     if check_worker:
-        filt = {"$and": [filt, fworker.checkout_query()]}
+        filt = merge_flat(filt, fworker.checkout_query())
     try:
         res = lp.fireworks.update_one(
             filt, {"$set": {"state": state, "updated_on": now}, "$push": {"launches": launch_id}}
@@ -343,36 +346,76 @@ def set_cached_state(lp: FireworksDB, fw_id: int, state: str) -> None:
 
     When the workflow is READY/RESERVED/RUNNING and unlocked, a Firework starting makes it
     RUNNING (RESERVED for a reservation) whatever the others are: one conditional write.
-    Otherwise (DEFUSED, PAUSED, FIZZLED, locked...) recompute under the lock.
+    When the workflow is in that state already, the write sets only ``fw_states.<fw_id>``
+    and leaves the workflow's ``updated_on``: the lock-free completions pin ``updated_on``
+    (`prefect_fireworks.store.completion`), and a Firework going from READY to RUNNING never
+    changes their decision (the workflow state rule gives the same answer with one more
+    COMPLETED Firework either way), so concurrent workers' claims do not make them lose.
+    A workflow locked by a live holder is retried briefly before queueing for its lock.
+    Otherwise (DEFUSED, PAUSED, FIZZLED...) recompute under the lock.
     """
     if state in st.ACTIVE_STATES:
-        wf_state = st.RUNNING if state == st.RUNNING else None
-        allowed = [st.READY, st.RESERVED, st.RUNNING] if wf_state else [st.READY, st.RESERVED]
-        now = utcnow()
-        sets = {f"fw_states.{fw_id}": state, "state": wf_state or st.RESERVED, "updated_on": now}
+        target = st.RUNNING if state == st.RUNNING else st.RESERVED
+        allowed = [st.READY, st.RESERVED]
+        if target == st.RUNNING:
+            allowed.append(st.RUNNING)
         cache = workflow_cache(lp)
         cached = cache.get(fw_id)
-        filt: dict[str, Any] = {
-            "nodes": fw_id,
-            "locked": {"$exists": False},
-            "state": {"$in": allowed},
-        }
-        if cached is not None:
-            filt = {**filt, "_id": cached["_id"], "updated_on": cached.get("updated_on")}
-        res = lp.workflows.update_one(filt, {"$set": sets})
-        if res.modified_count == 1:
-            if cached is not None:
-                cached["fw_states"][str(fw_id)] = state
-                cached.update(state=sets["state"], updated_on=stored_time(now))
-                cache.put(cached)
-            return
-        cache.forget(fw_id)
-        if cached is not None:  # someone else wrote the workflow: the plain write
-            del filt["_id"], filt["updated_on"]
-            if lp.workflows.update_one(filt, {"$set": sets}).modified_count == 1:
+        for attempt in range(LOCKED_RETRIES + 1):
+            if _write_started(lp, cache, cached, fw_id, state, target, allowed):
                 return
+            cached = None
+            # Why did it not match? A lock held for a few round trips is worth waiting for;
+            # any other state needs the workflow recomputed under the lock.
+            wf = lp.workflows.find_one({"nodes": fw_id}, {"locked": 1, "state": 1, "_id": 0})
+            if wf is None or not wf.get("locked") or wf.get("state") not in allowed:
+                break
+            if attempt < LOCKED_RETRIES:
+                time.sleep(0.005 * (attempt + 1) + random.random() / 200)
     with lp.edit_workflow(fw_id) as ed:
         ed.fw_states[fw_id] = state
+
+
+#: Retries of a claim's ``fw_states`` write while the workflow is locked (about 0.3 s).
+LOCKED_RETRIES = 10
+
+
+def _write_started(
+    lp: FireworksDB,
+    cache: Any,
+    cached: dict[str, Any] | None,
+    fw_id: int,
+    state: str,
+    target: str,
+    allowed: list[str],
+) -> bool:
+    """One or two conditional writes of a started Firework's ``fw_states`` entry."""
+    key = f"fw_states.{fw_id}"
+    unlocked: dict[str, Any] = {"nodes": fw_id, "locked": {"$exists": False}}
+    if cached is None or cached.get("state") == target:
+        # The workflow already has the state the claim gives it: the quiet write.
+        res = lp.workflows.update_one({**unlocked, "state": target}, {"$set": {key: state}})
+        if res.modified_count == 1 or res.matched_count == 1:
+            if cached is not None:
+                cached["fw_states"][str(fw_id)] = state
+                cache.put(cached)
+            return True
+    now = utcnow()
+    sets = {key: state, "state": target, "updated_on": now}
+    filt: dict[str, Any] = {**unlocked, "state": {"$in": allowed}}
+    if cached is not None:
+        filt = {**filt, "_id": cached["_id"], "updated_on": cached.get("updated_on")}
+    if lp.workflows.update_one(filt, {"$set": sets}).modified_count == 1:
+        if cached is not None:
+            cached["fw_states"][str(fw_id)] = state
+            cached.update(state=target, updated_on=stored_time(now))
+            cache.put(cached)
+        return True
+    cache.forget(fw_id)
+    if cached is not None:  # someone else wrote the workflow: the plain write
+        del filt["_id"], filt["updated_on"]
+        return lp.workflows.update_one(filt, {"$set": sets}).modified_count == 1
+    return False
 
 
 def ip_address() -> str:

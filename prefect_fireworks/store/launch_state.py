@@ -105,9 +105,11 @@ class ReadyHints:
 class WorkflowCache:
     """The last known state of the workflows this process launches from.
 
-    Valid as long as this process is the only writer: every write made through it is
-    conditional on the cached ``updated_on``, so a write by anyone else is noticed (the write
-    fails, the entry is dropped and the workflow read again).
+    Every decision made from it is written conditional on the cached ``updated_on``, so a
+    write by anyone else is noticed (the write fails, the entry is dropped and the workflow
+    read again). The one write that leaves ``updated_on`` alone is another process's claim
+    in a RUNNING workflow (`prefect_fireworks.store.checkout.set_cached_state`): an entry
+    may show that Firework READY while it runs, which changes no decision taken here.
     """
 
     def __init__(self, size: int = 64) -> None:

@@ -28,25 +28,24 @@ class FWorker(BaseModel):
     env: dict[str, Any] = Field(default_factory=dict)
 
     def checkout_query(self) -> dict[str, Any]:
-        """FireWorks' ``FWorker.query``: the worker's query plus ``_fworker``/``_category``."""
+        """FireWorks' ``FWorker.query``: the worker's query plus ``_fworker``/``_category``.
+
+        FireWorks writes the ``_fworker`` check as an ``$or`` of three clauses; here it is one
+        ``$in`` (``None`` in ``$in`` matches a missing field too), the same documents. The
+        query stays flat (no ``$or``/``$and`` added): the embedded server evaluates a filter
+        with either by scanning the collection, ~340 ms per claim on 20,000 Fireworks instead
+        of ~7 ms (``docs/performance.md``).
+        """
         q = dict(self.query)
-        fworker_check = [
-            {"spec._fworker": {"$exists": False}},
-            {"spec._fworker": None},
-            {"spec._fworker": self.name},
-        ]
-        if "$or" in q:
-            q["$and"] = [*q.get("$and", []), {"$or": q.pop("$or")}, {"$or": fworker_check}]
-        else:
-            q["$or"] = fworker_check
+        checks: dict[str, Any] = {"spec._fworker": {"$in": [None, self.name]}}
         if self.category and isinstance(self.category, str):
             if self.category == "__none__":
-                q["spec._category"] = {"$exists": False}
+                checks["spec._category"] = {"$exists": False}
             else:
-                q["spec._category"] = self.category
+                checks["spec._category"] = self.category
         elif self.category:
-            q["spec._category"] = {"$in": list(self.category)}
-        return q
+            checks["spec._category"] = {"$in": list(self.category)}
+        return merge_flat(q, checks)
 
     def to_launch_dict(self) -> dict[str, Any]:
         """The launch document's ``fworker`` field (``query`` as a JSON string)."""
@@ -56,6 +55,19 @@ class FWorker(BaseModel):
             "query": json.dumps(self.query),
             "env": self.env,
         }
+
+
+def merge_flat(query: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``query`` AND ``extra``: their keys side by side where they do not clash (a flat filter
+    the server answers from an index), an ``$and`` only where they do."""
+    out = dict(query)
+    clash = [k for k in extra if k in out]
+    for key, value in extra.items():
+        if key not in clash:
+            out[key] = value
+    if clash:
+        out["$and"] = [*out.get("$and", []), *({k: extra[k]} for k in clash)]
+    return out
 
 
 def ping_launch(lp: FireworksDB, launch_id: int, checkpoint: Mapping[str, Any] | None) -> bool:

@@ -127,6 +127,51 @@ def test_checkout_priority_and_fworker_routing(lp):
     assert fw["name"] == "other"
 
 
+def test_fworker_query_matches_fireworks_or_form(lp):
+    """The flat ``$in`` check selects exactly what FireWorks' ``$or`` of three clauses does,
+    also with the worker's own ``$or`` and a key that clashes with the check."""
+    specs = [
+        {},
+        {"_fworker": None},
+        {"_fworker": "here"},
+        {"_fworker": "elsewhere"},
+        {"_fworker": "here", "_category": "gpu"},
+        {"_category": "cpu", "kind": "a"},
+        {"_fworker": None, "_category": "gpu", "kind": "b"},
+    ]
+    lp.add_wf(Workflow([_fw(f"f{i}", spec=s) for i, s in enumerate(specs)], name="routing"))
+    workers = [
+        FWorker(name="here"),
+        FWorker(name="here", category="gpu"),
+        FWorker(name="here", category=["gpu", "cpu"]),
+        FWorker(name="here", category="__none__"),
+        FWorker(name="here", query={"$or": [{"spec.kind": "a"}, {"spec.kind": "b"}]}),
+        FWorker(name="here", query={"spec._fworker": {"$exists": True}}),
+    ]
+    for w in workers:
+        fireworks_form = dict(w.query)
+        check = {
+            "$or": [
+                {"spec._fworker": {"$exists": False}},
+                {"spec._fworker": None},
+                {"spec._fworker": w.name},
+            ]
+        }
+        cat = w.category
+        if cat == "__none__":
+            check["spec._category"] = {"$exists": False}
+        elif isinstance(cat, str) and cat:
+            check["spec._category"] = cat
+        elif cat:
+            check["spec._category"] = {"$in": list(cat)}
+        expected = sorted(
+            d["name"] for d in lp.fireworks.find({"$and": [fireworks_form, check]}, {"name": 1})
+        )
+        got = sorted(d["name"] for d in lp.fireworks.find(w.checkout_query(), {"name": 1}))
+        assert got == expected, (w, got, expected)
+        assert "$or" not in w.checkout_query() or "$or" in w.query
+
+
 def test_complete_launch_applies_action_and_readies_children(lp):
     lp.add_wf(diamond())
     _, lid = lp.checkout_fw(FWorker(), "/tmp")
