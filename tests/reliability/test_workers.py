@@ -12,6 +12,7 @@ so workers contend for the same workflow locks).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import os
 import signal
 import time
@@ -77,8 +78,11 @@ def test_workers_run_each_firework_exactly_once(lp, spawn, tmp_path):
         )
         for k in range(N_WORKERS)
     ]
-    for w in workers:
-        _, err = w.communicate(timeout=1800)
+    # Read every worker's output at once: a worker whose pipe filled while the test waited on
+    # another would stop mid-Firework and hold its claim.
+    with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+        outputs = list(pool.map(lambda w: w.communicate(timeout=1800), workers))
+    for w, (_, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err[-2000:]
     elapsed = time.monotonic() - t0
     print(f"\n{N_WORKERS} workers, {N_FIREWORKS} Fireworks: {elapsed:.1f} s")
