@@ -3,6 +3,7 @@ same server, runs the same work with both, checks the outcome, and adds rows to 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import tempfile
@@ -194,7 +195,11 @@ def workers(b: Bench) -> None:
     for k in (2,) if b.quick else (1, 2, 4, 8):
         fw_lp = b.fireworks("wk")
         fireworks_chains(fw_lp, n // 10, 10)
+        # --sleep 1 for both tools: with the default 60 s, a worker that finds nothing READY
+        # while another holds the last Fireworks sleeps a minute before it can exit, and the
+        # row measured that sleep (2 processes on 200 Fireworks: 87 s -> 155 s).
         cmd = [sys.executable, "-c", FIREWORKS_RLAUNCH, "-l", str(b.fw_file(fw_lp)), "rapidfire"]
+        cmd += ["--sleep", "1"]
         t_fw = _parallel(b, [cmd] * k, b.base_env())
         _check(
             "FireWorks workers",
@@ -203,7 +208,7 @@ def workers(b: Bench) -> None:
         )
         lp = b.ours("wk")
         ours_chains(lp, n // 10, 10)
-        t_ours = _parallel(b, [[lpad, "rapidfire"]] * k, b.env_ours(lp.name))
+        t_ours = _parallel(b, [[lpad, "rapidfire", "--sleep", "1"]] * k, b.env_ours(lp.name))
         _check("lpad workers", _states(lp.fireworks) == {"COMPLETED": n}, _states(lp.fireworks))
         b.add(
             Row("workers: concurrent rapidfire processes", f"{k} x ({n} Fireworks)",
@@ -218,8 +223,10 @@ def _parallel(b: Bench, cmds: Sequence[Sequence[str]], env: dict[str, str]) -> f
     t0 = time.perf_counter()
     procs = [b.popen(c, env) for c in cmds]
     errs = []
-    for p in procs:
-        _, err = p.communicate(timeout=3600)
+    # Every pipe read at once: a worker blocked on a full pipe would stall with its claim.
+    with concurrent.futures.ThreadPoolExecutor(len(procs)) as pool:
+        outputs = list(pool.map(lambda p: p.communicate(timeout=3600), procs))
+    for p, (_, err) in zip(procs, outputs, strict=True):
         if p.returncode not in (0, 1):
             errs.append(err.decode(errors="replace")[-800:])
     dt = time.perf_counter() - t0
