@@ -95,6 +95,21 @@ def test_worker_outlives_a_killed_server_and_nothing_is_lost(home: Path, tmp_pat
     assert worker.returncode in (0, 1), err[-3000:]  # 1: a launch fizzled
 
     again = embedded.status(home)
+    if again is None:
+        # The worker stopped on a write the kill cut off (exit 1) before it needed the server
+        # again, so nothing restarted it yet: the user's next command does, on the same port.
+        assert worker.returncode == 1, err[-3000:]
+        nxt = subprocess.run(
+            [str(BIN / "lpad"), "get_fws", "-d", "count"],
+            env=_env(home),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert nxt.returncode == 0 and nxt.stdout.strip() == str(N), nxt.stderr[-3000:]
+        again = embedded.status(home)
     assert again is not None and again.pid != info.pid
     assert again.port == info.port  # saved LaunchPad files stay valid
 
