@@ -65,18 +65,6 @@ def _worker(home: Path, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def _cli(home: Path, cwd: Path, prog: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / prog), *args],
-        env=_env(home),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_worker_outlives_a_killed_server_and_nothing_is_lost(home: Path, tmp_path: Path) -> None:
     from prefect_fireworks.ops.check import check
     from prefect_fireworks.store.launchpad import LaunchPad
@@ -111,7 +99,15 @@ def test_worker_outlives_a_killed_server_and_nothing_is_lost(home: Path, tmp_pat
         # The worker stopped on a write the kill cut off (exit 1) before it needed the server
         # again, so nothing restarted it yet: the user's next command does, on the same port.
         assert worker.returncode == 1, err[-3000:]
-        nxt = _cli(home, tmp_path, "lpad", "get_fws", "-d", "count")
+        nxt = subprocess.run(
+            [str(BIN / "lpad"), "get_fws", "-d", "count"],
+            env=_env(home),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert nxt.returncode == 0 and nxt.stdout.strip() == str(N), nxt.stderr[-3000:]
         again = embedded.status(home)
     assert again is not None and again.pid != info.pid
@@ -131,7 +127,15 @@ def test_worker_outlives_a_killed_server_and_nothing_is_lost(home: Path, tmp_pat
             ["lpad", "rerun_fws", "-s", "FIZZLED"],
             ["lpad", "admin", "check", "--repair"],
         ):
-            done = _cli(home, tmp_path, *args)
+            done = subprocess.run(
+                [str(BIN / args[0]), *args[1:]],
+                env=_env(home),
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
             assert "Traceback" not in done.stderr, done.stderr
         rerun = _worker(home, tmp_path)
         _, err = rerun.communicate(timeout=600)

@@ -8,6 +8,8 @@ workers that each have their own caches (one LaunchPad each), on the real server
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from prefect_fireworks.core import states as st
@@ -63,14 +65,36 @@ def test_a_claim_in_a_running_workflow_leaves_its_updated_on(lp, mongo_uri):
     assert wf["state"] == st.COMPLETED
 
 
-def test_workers_sharing_a_fan_out_complete_it_once(lp, mongo_uri, drain):
+def test_workers_sharing_a_fan_out_complete_it_once(lp, mongo_uri):
     """Four workers, each with its own LaunchPad, drain two fan-outs of 12 with a sink: each
     Firework has exactly one launch, ``fw_states`` matches, both workflows COMPLETED (and
     ``lpad admin check`` is clean: the fixture's teardown)."""
     for _ in range(2):
         lp.add_wf(_fan(12))
     workers = [LaunchPad.from_uri(mongo_uri, name=lp.name) for _ in range(4)]
-    drain(workers)
+    errors: list[BaseException] = []
+
+    def work(wlp: Any) -> None:
+        try:
+            deadline = time.monotonic() + 600  # a safety net, not a timing
+            while time.monotonic() < deadline:
+                got = checkout_launch(wlp, FWorker(), "/tmp")
+                if got is None:
+                    if wlp.fireworks.count_documents({"state": {"$ne": st.COMPLETED}}) == 0:
+                        return
+                    time.sleep(0.01)
+                    continue
+                fw, launch = got
+                finish_launch(wlp, int(launch["launch_id"]), {}, launch_doc=launch, fw_doc=fw)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
     docs = list(lp.fireworks.find({}, {"fw_id": 1, "state": 1, "launches": 1}))
     assert len(docs) == 28
     assert all(d["state"] == st.COMPLETED and len(d["launches"]) == 1 for d in docs)

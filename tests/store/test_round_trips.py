@@ -195,25 +195,47 @@ def test_a_leaf_life_is_six_commands(counted, tmp_path):
         assert sum(life.values()) == 6 and "findAndModify" not in life, life
 
 
-def test_runners_sharing_chains_with_read_ahead_run_each_firework_once(
-    lp, mongo_uri, monkeypatch, drain
-):
+def test_runners_sharing_chains_with_read_ahead_run_each_firework_once(lp, mongo_uri, monkeypatch):
     """Several LaunchPads (each with its own hints, workflow cache and documents read ahead)
     claim and complete Fireworks of the same chains at once: every document one of them read
     ahead goes stale under it, and each Firework still runs once, in order, with a clean
     ``lpad admin check`` (the fixture's teardown)."""
+    import threading
+    import time
 
     from prefect_fireworks.store import completion
+    from prefect_fireworks.store.launch_cycle import checkout_launch, finish_launch
+    from prefect_fireworks.store.launches import FWorker
 
     monkeypatch.setattr(completion, "READ_AHEAD", 4)
     for _ in range(4):
         lp.add_wf(chain(12))
     runners = [LaunchPad.from_uri(mongo_uri, name=lp.name) for _ in range(3)]
-    try:
-        drain(runners)
-    finally:
-        for r in runners:
-            r.close()
+    errors: list[BaseException] = []
+
+    def run(rlp: LaunchPad) -> None:
+        try:
+            deadline = time.monotonic() + 600  # a safety net, not a timing
+            while time.monotonic() < deadline:
+                got = checkout_launch(rlp, FWorker(), "/tmp")
+                if got is None:
+                    if rlp.fireworks.count_documents({"state": {"$ne": "COMPLETED"}}) == 0:
+                        return
+                    time.sleep(0.01)
+                    continue
+                fw, launch = got
+                finish_launch(rlp, int(launch["launch_id"]), {}, launch_doc=launch, fw_doc=fw)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in runners:
+        r.close()
+    assert errors == []
     fws = list(lp.fireworks.find({}, {"state": 1, "launches": 1}))
     assert len(fws) == 48 and {d["state"] for d in fws} == {"COMPLETED"}
     assert all(len(d["launches"]) == 1 for d in fws)
